@@ -77,7 +77,7 @@ class Layer:
     stride: int = 1
     padding: int = 0
     trits: int = 1
-    weight: np.ndarray | None = None
+    weight: np.ndarray | None = None  # integer, |w| <= (3^trits - 1) / 2
     mask: np.ndarray | None = None
     requant: Requant | None = None
     alpha: float | None = None  # the ternary scale, for reporting only (folded into requant)
@@ -110,11 +110,6 @@ class Bundle:
     @property
     def output_scale(self) -> float:
         return self.layer(self.output).out_scale
-
-
-def input_range(channels_signed: bool = True) -> tuple[int, int]:
-    """Code range of the network input: int8."""
-    return (-128, 127) if channels_signed else (0, 255)
 
 
 def group_count(cin: int, g: int) -> int:

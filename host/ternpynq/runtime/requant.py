@@ -34,7 +34,9 @@ def requantize(
     """
     acc = np.asarray(acc, dtype=np.int64)
     shape = (1, -1) + (1,) * (acc.ndim - 2)
-    t = (acc + np.asarray(bias, np.int64).reshape(shape)) * np.asarray(mult, np.int64).reshape(shape)
+    t = (acc + np.asarray(bias, np.int64).reshape(shape)) * np.asarray(mult, np.int64).reshape(
+        shape
+    )
     if residual is not None:
         t = t + np.asarray(residual, np.int64) * np.int64(res_mult)
     if shift > 0:
@@ -42,7 +44,9 @@ def requantize(
     return np.clip(t, lo, hi).astype(np.int32)
 
 
-def quantize_multiplier(ratio: np.ndarray | float, max_shift: int = MAX_SHIFT) -> tuple[np.ndarray, int]:
+def quantize_multiplier(
+    ratio: np.ndarray | float, max_shift: int = MAX_SHIFT
+) -> tuple[np.ndarray, int]:
     """Choose integer ``mult`` and one ``shift`` with ``mult / 2^shift ≈ ratio``.
 
     The shift is the largest that keeps every ``|mult| < 2^23``, so the relative error is at

@@ -1,0 +1,267 @@
+"""Save and load ``.tpq`` bundles: safetensors tensors plus one JSON metadata document.
+
+``load`` validates every field and the consistency between them (shapes along the graph,
+packed sizes, mask against weights, requant bounds, the accumulator bound, stored statistics)
+and raises ``BundleError`` naming the field at fault. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ternpynq.bundle import safetensors_io
+from ternpynq.bundle.errors import BundleError
+from ternpynq.bundle.fields import Fields
+from ternpynq.bundle.packing import pack_mask, pack_trits, unpack_mask, unpack_trits
+from ternpynq.bundle.schema import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    WEIGHTED_OPS,
+    Bundle,
+    InputSpec,
+    Layer,
+    Op,
+    Requant,
+    group_count,
+)
+from ternpynq.bundle.stats import model_stats
+from ternpynq.bundle.validate import check_graph
+
+META_KEY = "ternpynq"
+MAX_BUNDLE_BYTES = 1 << 30
+
+
+def to_bytes(bundle: Bundle) -> bytes:
+    """Serialise a bundle after checking it exactly as ``load`` would."""
+    check_graph(bundle)
+    tensors: dict[str, np.ndarray] = {}
+    layers = []
+    for layer in bundle.layers:
+        entry = {
+            "name": layer.name,
+            "op": layer.op.value,
+            "input": layer.input,
+            "in_shape": list(layer.in_shape),
+            "out_shape": list(layer.out_shape),
+            "out_scale": layer.out_scale,
+        }
+        if layer.residual is not None:
+            entry["residual"] = layer.residual
+        if layer.op in (Op.CONV, Op.MAXPOOL):
+            entry.update(kernel=layer.kernel, stride=layer.stride, padding=layer.padding)
+        if layer.op in WEIGHTED_OPS:
+            entry["trits"] = layer.trits
+            if layer.alpha is not None:
+                entry["alpha"] = layer.alpha
+            tensors[f"{layer.name}.weight"] = pack_trits(layer.weight, layer.trits)
+            tensors[f"{layer.name}.mask"] = pack_mask(layer.mask)
+        if layer.requant is not None:
+            rq = layer.requant
+            entry["requant"] = {
+                "shift": rq.shift,
+                "lo": rq.lo,
+                "hi": rq.hi,
+                "res_mult": rq.res_mult,
+            }
+            tensors[f"{layer.name}.mult"] = np.asarray(rq.mult, np.int32)
+            tensors[f"{layer.name}.bias"] = np.asarray(rq.bias, np.int32)
+        layers.append(entry)
+    spec = bundle.input
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model": bundle.model,
+        "labels": list(bundle.labels),
+        "input": {
+            "size": list(spec.size),
+            "channels": spec.channels,
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "resize": spec.resize,
+            "scale": spec.scale,
+            "interpolation": spec.interpolation,
+        },
+        "g": bundle.g,
+        "layers": layers,
+        "output": bundle.output,
+        "stats": _summary(model_stats(bundle)),
+        "extra": bundle.extra,
+    }
+    return safetensors_io.dumps(tensors, {META_KEY: json.dumps(meta)})
+
+
+def save(bundle: Bundle, path: str | os.PathLike) -> Path:
+    """Write ``bundle`` to ``path`` atomically (a crash never leaves a half-written model)."""
+    path = Path(path)
+    blob = to_bytes(bundle)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> Bundle:
+    """Read and validate a bundle file; raises BundleError (or OSError if unreadable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BundleError("file", f"{path} is a directory, not a bundle")
+    if path.stat().st_size > MAX_BUNDLE_BYTES:
+        raise BundleError("file", f"{path} is larger than {MAX_BUNDLE_BYTES} bytes")
+    return from_bytes(path.read_bytes())
+
+
+def from_bytes(blob: bytes) -> Bundle:
+    """Parse and validate a bundle held in memory."""
+    tensors, metadata = safetensors_io.loads(blob)
+    if META_KEY not in metadata:
+        raise BundleError("metadata", f"no {META_KEY!r} entry: not a ternpynq bundle")
+    try:
+        meta = json.loads(metadata[META_KEY])
+    except json.JSONDecodeError as exc:
+        raise BundleError("metadata", f"not valid JSON ({exc})") from None
+    root = Fields(meta, "")
+    if root.str("format") != FORMAT_NAME:
+        raise BundleError("format", f"expected {FORMAT_NAME!r}")
+    version = root.int("version", 0, 1 << 30)
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            "version",
+            f"format version {version} is not supported "
+            f"(this ternpynq reads version {FORMAT_VERSION})",
+        )
+    labels = root.list("labels")
+    if not labels or not all(isinstance(x, str) and x for x in labels):
+        raise BundleError("labels", "expected a non-empty list of non-empty strings")
+    g = root.int("g", 1, 4096)
+    used: set[str] = set()
+    layers = [
+        _layer(Fields(item, f"layers[{i}]"), tensors, g, used)
+        for i, item in enumerate(root.list("layers"))
+    ]
+    extra = meta.get("extra", {})
+    if not isinstance(extra, dict):
+        raise BundleError("extra", "expected an object")
+    bundle = Bundle(
+        model=root.str("model"),
+        labels=labels,
+        input=_input(root.object("input")),
+        g=g,
+        layers=layers,
+        output=root.str("output"),
+        extra=extra,
+        version=version,
+    )
+    unused = sorted(set(tensors) - used)
+    if unused:
+        raise BundleError(f"tensors.{unused[0]}", "is not used by any layer")
+    check_graph(bundle)
+    bundle.stats = _summary(model_stats(bundle))
+    stored = root.object("stats")
+    for key in ("density", "s_min"):
+        if abs(stored.float(key) - bundle.stats[key]) > 1e-9:
+            raise BundleError(
+                f"stats.{key}",
+                f"stored {stored.float(key)} but the weights give {bundle.stats[key]}",
+            )
+    return bundle
+
+
+def _summary(stats: dict) -> dict:
+    return {k: v for k, v in stats.items() if k != "layers"}
+
+
+def _input(f: Fields) -> InputSpec:
+    channels = f.int("channels", 1, 3)
+    if channels == 2:
+        raise BundleError(f"{f.path}.channels", "expected 1 (grey) or 3 (RGB)")
+    size = f.ints("size", 1, 4096, length=2)
+    return InputSpec(
+        size=(size[0], size[1]),
+        channels=channels,
+        mean=f.floats("mean", channels),
+        std=f.floats("std", channels, positive=True),
+        resize=f.int("resize", max(size), 8192),
+        scale=f.float("scale", positive=True),
+        interpolation=f.str(
+            "interpolation", "bilinear", choices=("nearest", "bilinear", "bicubic")
+        ),
+    )
+
+
+def _tensor(tensors: dict, name: str, dtype: type, used: set[str]) -> np.ndarray:
+    if name not in tensors:
+        raise BundleError(f"tensors.{name}", "missing")
+    arr = tensors[name]
+    if arr.dtype != np.dtype(dtype):
+        raise BundleError(f"tensors.{name}", f"expected dtype {np.dtype(dtype)}, got {arr.dtype}")
+    used.add(name)
+    return arr
+
+
+def _layer(f: Fields, tensors: dict, g: int, used: set[str]) -> Layer:
+    op = Op(f.str("op", choices=tuple(o.value for o in Op)))
+    layer = Layer(
+        name=f.str("name"),
+        op=op,
+        input=f.str("input"),
+        in_shape=f.ints("in_shape", 1, 1 << 16),
+        out_shape=f.ints("out_shape", 1, 1 << 16),
+        out_scale=f.float("out_scale", positive=True),
+        residual=f.optional_str("residual"),
+    )
+    if op in (Op.CONV, Op.MAXPOOL):
+        layer.kernel = f.int("kernel", 1, 15)
+        layer.stride = f.int("stride", 1, 8)
+        layer.padding = f.int("padding", 0, layer.kernel - 1)
+    if op in WEIGHTED_OPS:
+        layer.trits = f.int("trits", 1, 8)
+        alpha = f.data.get("alpha")
+        layer.alpha = None if alpha is None else f.float("alpha", positive=True)
+        cout, cin = layer.out_shape[0], layer.in_shape[0]
+        shape = (cout, cin, layer.kernel, layer.kernel) if op is Op.CONV else (cout, cin)
+        packed = _tensor(tensors, f"{layer.name}.weight", np.uint8, used)
+        if packed.ndim != 2 or packed.shape[0] != layer.trits:
+            raise BundleError(
+                f"tensors.{layer.name}.weight",
+                f"expected {layer.trits} packed planes, got shape {packed.shape}",
+            )
+        layer.weight = unpack_trits(packed, shape, f"tensors.{layer.name}.weight")
+        bits = _tensor(tensors, f"{layer.name}.mask", np.uint8, used)
+        layer.mask = unpack_mask(bits, (cout, group_count(cin, g)), f"tensors.{layer.name}.mask")
+    if op in (Op.CONV, Op.LINEAR, Op.GAP):
+        layer.requant = _requant(f.object("requant"), tensors, layer, used)
+    elif "requant" in f.data:
+        raise BundleError(f"{f.path}.requant", f"a {op.value} layer has no requantization")
+    return layer
+
+
+def _requant(f: Fields, tensors: dict, layer: Layer, used: set[str]) -> Requant:
+    lo = f.int("lo", -(1 << 15), (1 << 15) - 1)
+    hi = f.int("hi", lo, (1 << 15) - 1)
+    cout = layer.out_shape[0]
+    rq = Requant(
+        mult=_tensor(tensors, f"{layer.name}.mult", np.int32, used),
+        bias=_tensor(tensors, f"{layer.name}.bias", np.int32, used),
+        shift=f.int("shift", 0, 48),
+        lo=lo,
+        hi=hi,
+        res_mult=f.int("res_mult", -(1 << 23) + 1, (1 << 23) - 1, default=0),
+    )
+    for key in ("mult", "bias"):
+        arr = getattr(rq, key)
+        if arr.shape != (cout,):
+            raise BundleError(
+                f"tensors.{layer.name}.{key}", f"expected shape ({cout},), got {arr.shape}"
+            )
+    return rq
