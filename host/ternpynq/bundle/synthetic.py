@@ -183,7 +183,7 @@ def random_bundle(
     size: int | None = None,
     num_classes: int = 10,
 ) -> Bundle:
-    """A random valid bundle: ``tiny`` (1×8×8), ``resnet20`` (1×28×28) or ``resnet18`` (3×224×224)."""
+    """A random valid bundle: ``tiny`` (1×8×8), ``resnet20`` (1×28×28), ``resnet18`` (3×224×224)."""
     if arch == "tiny":
         b = GraphBuilder(1, size or 8, g, prune, seed)
         x = b.conv("conv1", "input", 8, trits=5)
