@@ -1,0 +1,254 @@
+"""The overlay's DDR formats: compacted weight stream, requant params, feature maps.
+
+Paired pack/unpack functions (docs/overlay.md "DDR layouts"); the HLS side reads the same
+bytes through one accessor each (``WeightReader``/``fm_load`` in tpq_layer.hpp).
+
+Weight stream of one conv/linear layer for an overlay with ``g`` lanes, ``T`` trit planes:
+one record per output filter ``o``, in order. A record is a header, ``u16 n_kept`` then
+``n_kept`` u16 indices of the kept groups (ascending), zero-padded to a multiple of the lane
+word size ``g/4`` bytes; then, for plane ``T-1`` down to ``0`` (Horner order), for each kept
+group, ``ceil(gc*k*k/g)`` lane words. Lane ``l`` of word ``v`` holds element ``v*g + l`` of the
+group flattened in ``(i, j, c)`` order (channel fastest, ``gc`` = channels in the group), as
+the bundle's 2-bit code (0 -> 00, +1 -> 01, -1 -> 11) at bits ``2(l%4)`` of byte ``l//4``.
+The stream is zero-padded to a multiple of ``STREAM_ALIGN``; ``Cout`` x (int32 mult, int32
+bias) little-endian follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ternpynq.bundle.packing import pack_codes, to_trit_planes, unpack_codes
+from ternpynq.bundle.schema import Bundle, Layer, Op
+
+STREAM_ALIGN = 64  # params start on a burst boundary of the widest (512-bit) port
+MODE = {"conv": 0, "maxpool": 1, "gap": 2}
+ELEM_U8, ELEM_I8, ELEM_I16 = 0, 1, 2
+ELEM_RANGE = {ELEM_U8: (0, 255), ELEM_I8: (-128, 127), ELEM_I16: (-32768, 32767)}
+ELEM_DTYPE = {ELEM_U8: np.dtype("u1"), ELEM_I8: np.dtype("i1"), ELEM_I16: np.dtype("<i2")}
+
+
+class StreamError(ValueError):
+    """Bytes that do not decode as the overlay's stream, or a layer it cannot hold."""
+
+
+def elem_type(lo: int, hi: int) -> int:
+    """Narrowest DDR element type holding codes in [lo, hi]: u8, else i8, else i16."""
+    for kind in (ELEM_U8, ELEM_I8, ELEM_I16):
+        low, high = ELEM_RANGE[kind]
+        if low <= lo and hi <= high:
+            return kind
+    raise StreamError(f"codes in [{lo}, {hi}] do not fit 16 bits")
+
+
+def elem_bytes(kind: int) -> int:
+    return ELEM_DTYPE[kind].itemsize
+
+
+# ---------------------------------------------------------------- feature maps (NHWC)
+
+
+def pack_fmap(codes: np.ndarray, kind: int) -> np.ndarray:
+    """(N, C, H, W) or (N, C) integer codes -> NHWC bytes (uint8) of element type ``kind``."""
+    codes = np.asarray(codes)
+    low, high = ELEM_RANGE[kind]
+    if codes.size and (codes.min() < low or codes.max() > high):
+        raise StreamError(f"codes outside [{low}, {high}] cannot be stored as element type {kind}")
+    nhwc = codes.transpose(0, 2, 3, 1) if codes.ndim == 4 else codes
+    return np.ascontiguousarray(nhwc.astype(ELEM_DTYPE[kind])).view(np.uint8).ravel()
+
+
+def unpack_fmap(data: np.ndarray, shape: tuple[int, ...], kind: int) -> np.ndarray:
+    """NHWC bytes -> int32 codes of ``shape`` ((N, C, H, W) or (N, C))."""
+    dtype = ELEM_DTYPE[kind]
+    count = int(np.prod(shape))
+    data = np.asarray(data, np.uint8)[: count * dtype.itemsize]
+    if data.size != count * dtype.itemsize:
+        raise StreamError(f"expected {count * dtype.itemsize} bytes for {shape}, got {data.size}")
+    values = data.view(dtype).astype(np.int32)
+    if len(shape) == 4:
+        n, c, h, w = shape
+        return values.reshape(n, h, w, c).transpose(0, 3, 1, 2).copy()
+    return values.reshape(shape)
+
+
+def fmap_bytes(shape: tuple[int, ...], kind: int) -> int:
+    return int(np.prod(shape)) * elem_bytes(kind)
+
+
+# ---------------------------------------------------------------- weight stream
+
+
+def group_words(cin: int, k: int, g: int) -> np.ndarray:
+    """Lane words per plane of each group along Cin: ceil(gc*k*k / g) (gc = group channels)."""
+    gc = np.minimum(g, cin - np.arange(0, cin, g))
+    return -(-(gc * k * k) // g)
+
+
+def _as_conv(weight: np.ndarray) -> np.ndarray:
+    w = np.asarray(weight)
+    return w.reshape(*w.shape, 1, 1) if w.ndim == 2 else w  # linear = 1x1 conv
+
+
+def _header_bytes(n_kept: int, g: int) -> int:
+    word = g // 4
+    return -(-(2 + 2 * n_kept) // word) * word
+
+
+def kept_groups(weight: np.ndarray, g: int) -> np.ndarray:
+    """(Cout, ceil(Cin/g)) bool: overlay groups with any non-zero weight (empty ones are skipped)."""
+    w = _as_conv(weight)
+    cout, cin = w.shape[:2]
+    nq = -(-cin // g)
+    padded = np.zeros((cout, nq * g, *w.shape[2:]), dtype=bool)
+    padded[:, :cin] = w != 0
+    return padded.reshape(cout, nq, -1).any(axis=2)
+
+
+def pack_weights(weight: np.ndarray, trits: int, g: int) -> np.ndarray:
+    """Integer weights (Cout, Cin, k, k) or (Cout, Cin) -> the compacted stream (uint8)."""
+    w = _as_conv(weight)
+    cout, cin, k, _ = w.shape
+    planes = to_trit_planes(w, trits)  # (T, Cout, Cin, k, k)
+    kept = kept_groups(w, g)
+    words = group_words(cin, k, g)
+    out: list[np.ndarray] = []
+    for o in range(cout):
+        idx = np.flatnonzero(kept[o]).astype("<u2")
+        header = np.zeros(_header_bytes(idx.size, g), np.uint8)
+        header[:2] = np.frombuffer(np.uint16(idx.size).astype("<u2").tobytes(), np.uint8)
+        header[2 : 2 + 2 * idx.size] = idx.view(np.uint8)
+        out.append(header)
+        for t in range(trits - 1, -1, -1):
+            for q in idx:
+                c0, c1 = q * g, min(cin, q * g + g)
+                elems = planes[t, o, c0:c1].transpose(1, 2, 0).ravel()  # (i, j, c) order
+                lanes = np.zeros(words[q] * g, np.int8)
+                lanes[: elems.size] = elems
+                out.append(pack_codes(lanes))
+    stream = np.concatenate(out) if out else np.zeros(0, np.uint8)
+    return np.concatenate([stream, np.zeros((-stream.size) % STREAM_ALIGN, np.uint8)])
+
+
+def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: int) -> np.ndarray:
+    """The compacted stream -> integer weights of ``shape`` (int16); inverse of pack_weights."""
+    w_shape = (*shape, 1, 1) if len(shape) == 2 else tuple(shape)
+    cout, cin, k, _ = w_shape
+    words = group_words(cin, k, g)
+    nq, word = words.size, g // 4
+    data = np.asarray(stream, np.uint8)
+    weight = np.zeros(w_shape, np.int16)
+    pos = 0
+
+    def take(n: int) -> np.ndarray:
+        nonlocal pos
+        if pos + n > data.size:
+            raise StreamError(f"stream ends at byte {data.size}, record needs {pos + n}")
+        pos += n
+        return data[pos - n : pos]
+
+    for o in range(cout):
+        head = take(2)
+        n_kept = int(head[0]) | int(head[1]) << 8
+        pos -= 2
+        header = take(_header_bytes(n_kept, g))
+        idx = header[2 : 2 + 2 * n_kept].view("<u2")
+        if n_kept > nq or np.any(idx >= nq) or np.any(np.diff(idx.astype(int)) <= 0):
+            raise StreamError(f"filter {o}: bad group index list {idx.tolist()}")
+        for t in range(trits - 1, -1, -1):
+            for q in idx:
+                c0, c1 = q * g, min(cin, q * g + g)
+                lanes = unpack_codes(take(words[q] * word), words[q] * g, "stream")
+                n = (c1 - c0) * k * k
+                if np.any(lanes[n:]):
+                    raise StreamError(f"filter {o} group {q}: non-zero padding lanes")
+                block = lanes[:n].reshape(k, k, c1 - c0).transpose(2, 0, 1)
+                weight[o, c0:c1] += block.astype(np.int16) * np.int16(3**t)
+    return weight.reshape(shape)
+
+
+def pack_params(mult: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Per-channel (int32 mult, int32 bias) pairs, little-endian."""
+    pairs = np.stack([np.asarray(mult, np.int64), np.asarray(bias, np.int64)], axis=1)
+    return pairs.astype("<i4").view(np.uint8).ravel()
+
+
+def unpack_params(data: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.asarray(data, np.uint8)[: 8 * channels].view("<i4").reshape(channels, 2)
+    return pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+
+
+# ---------------------------------------------------------------- one layer
+
+
+@dataclass
+class PackedLayer:
+    """One layer ready for the overlay: bytes for gmem_w and the descriptor registers.
+
+    ``regs`` maps register-map names to values (addresses excluded; the driver adds
+    ``wgt_addr``/``in_addr``/``out_addr``/``res_addr``). ``data`` is the weight stream followed
+    by the params, to be placed at ``wgt_addr``.
+    """
+
+    name: str
+    regs: dict[str, int]
+    data: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    kept: np.ndarray | None = None  # (Cout, ceil(Cin/g)) groups the stream holds
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return (self.regs["in_c"], self.regs["in_h"], self.regs["in_w"])
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return (self.regs["out_c"], self.regs["out_h"], self.regs["out_w"])
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (shape[0], shape[1], shape[2]) if len(shape) == 3 else (shape[0], 1, 1)
+
+
+def pack_layer(layer: Layer, g: int, in_type: int, res_type: int = ELEM_U8) -> PackedLayer:
+    """A bundle layer -> stream bytes and descriptor for an overlay with ``g`` lanes."""
+    cin, ih, iw = _chw(layer.in_shape)
+    cout, oh, ow = _chw(layer.out_shape)
+    regs = dict(
+        batch=1, in_h=ih, in_w=iw, in_c=cin, out_h=oh, out_w=ow, out_c=cout,
+        kernel=layer.kernel, stride=layer.stride, pad=layer.padding, trits=layer.trits,
+        in_type=in_type, out_type=in_type, res_type=res_type, has_res=0, res_mult=0,
+        shift=0, lo=0, hi=0, wgt_bytes=0,
+    )  # fmt: skip
+    packed = PackedLayer(layer.name, regs)
+    if layer.op == Op.MAXPOOL:
+        regs["mode"] = MODE["maxpool"]
+        return packed
+    rq = layer.requant
+    regs.update(shift=rq.shift, lo=rq.lo, hi=rq.hi, out_type=elem_type(rq.lo, rq.hi))
+    params = pack_params(rq.mult, rq.bias)
+    if layer.op == Op.GAP:
+        regs.update(mode=MODE["gap"], kernel=ih, stride=1, pad=0, trits=1)
+        packed.data = params
+        return packed
+    if layer.op == Op.LINEAR:
+        regs.update(kernel=1, stride=1, pad=0)
+    regs["mode"] = MODE["conv"]
+    if layer.residual is not None:
+        regs.update(has_res=1, res_mult=int(rq.res_mult))
+    stream = pack_weights(layer.weight, layer.trits, g)
+    regs["wgt_bytes"] = int(stream.size)
+    packed.data = np.concatenate([stream, params])
+    packed.kept = kept_groups(layer.weight, g)
+    return packed
+
+
+def fmap_types(bundle: Bundle) -> dict[str, int]:
+    """Element type of every tensor: the int8 input, each layer's clamp range, pools pass through."""
+    types = {"input": ELEM_I8}
+    for layer in bundle.layers:
+        if layer.op == Op.MAXPOOL:
+            types[layer.name] = types[layer.input]
+        else:
+            types[layer.name] = elem_type(layer.requant.lo, layer.requant.hi)
+    return types
