@@ -25,6 +25,8 @@ class Fields:
         return self.data[key]
 
     def _name(self, key: str) -> str:
+        if key.startswith("["):
+            return f"{self.path}{key}"
         return f"{self.path}.{key}" if self.path else key
 
     def int(self, key: str, lo: int, hi: int, default: Any = ...) -> int:
@@ -67,8 +69,8 @@ class Fields:
 
     def floats(self, key: str, length: int, positive: bool = False) -> tuple[float, ...]:
         items = self.list(key, length)
-        box = Fields({str(i): v for i, v in enumerate(items)}, self._name(key))
-        return tuple(box.float(str(i), positive) for i in range(len(items)))
+        box = Fields({f"[{i}]": v for i, v in enumerate(items)}, self._name(key))
+        return tuple(box.float(f"[{i}]", positive) for i in range(len(items)))
 
     def object(self, key: str, default: Any = ...) -> Fields:
         return Fields(self._get(key, default), self._name(key))

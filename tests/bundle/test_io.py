@@ -1,0 +1,162 @@
+"""Bundles round-trip exactly, and every kind of bad file raises BundleError naming the field."""
+
+import contextlib
+import json
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ternpynq.bundle import AccumulatorBoundError, BundleError, from_bytes, load, save, to_bytes
+from ternpynq.bundle.synthetic import random_bundle
+
+
+def _split(blob: bytes) -> tuple[dict, bytes, dict]:
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    return header, blob[8 + n :], json.loads(header["__metadata__"]["ternpynq"])
+
+
+def _join(header: dict, data: bytes, meta: dict) -> bytes:
+    header = dict(header, __metadata__={"ternpynq": json.dumps(meta)})
+    head = json.dumps(header).encode()
+    return struct.pack("<Q", len(head)) + head + data
+
+
+def test_round_trip_is_exact(tmp_path, resnet20_bundle):
+    path = save(resnet20_bundle, tmp_path / "m.tpq")
+    back = load(path)
+    assert back.labels == resnet20_bundle.labels and back.input == resnet20_bundle.input
+    for a, b in zip(resnet20_bundle.layers, back.layers, strict=True):
+        assert (a.name, a.op, a.input, a.residual, a.trits) == (
+            b.name,
+            b.op,
+            b.input,
+            b.residual,
+            b.trits,
+        )
+        if a.weight is not None:
+            assert np.array_equal(a.weight, b.weight) and np.array_equal(a.mask, b.mask)
+        if a.requant is not None:
+            assert np.array_equal(a.requant.mult, b.requant.mult)
+            assert (a.requant.shift, a.requant.res_mult) == (b.requant.shift, b.requant.res_mult)
+    assert to_bytes(back) == path.read_bytes()
+
+
+def _mutated(bundle, edit) -> bytes:
+    header, data, meta = _split(to_bytes(bundle))
+    edit(meta)
+    return _join(header, data, meta)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda m: m.update(version=2), "version"),
+        (lambda m: m.update(format="onnx"), "format"),
+        (lambda m: m.pop("labels"), "labels"),
+        (lambda m: m.update(labels=["a"]), "labels"),
+        (lambda m: m["input"].update(channels=2), "input.channels"),
+        (lambda m: m["input"].update(std=[0.0]), "input.std[0]"),
+        (lambda m: m["input"].update(scale=float("nan")), "input.scale"),
+        (lambda m: m["layers"][1].update(input="nowhere"), "layers[1].input"),
+        (lambda m: m["layers"][1].update(stride=3), "layers[1].out_shape"),
+        (lambda m: m["layers"][2]["requant"].update(shift=60), "layers[2].requant.shift"),
+        (lambda m: m["layers"][0].update(trits=1), "tensors.conv1.weight"),
+        (lambda m: m["layers"][3].update(residual="conv1"), "layers[3].residual"),
+        (lambda m: m.update(output="conv1"), "labels"),
+        (lambda m: m["stats"].update(density=0.5), "stats.density"),
+        (lambda m: m["layers"][0].update(op="deconv"), "layers[0].op"),
+    ],
+)
+def test_bad_fields_are_named(tiny_bundle, edit, field):
+    with pytest.raises(BundleError) as info:
+        from_bytes(_mutated(tiny_bundle, edit))
+    assert info.value.field == field
+
+
+def test_nonzero_weights_in_a_pruned_group_are_refused(tiny_bundle):
+    import copy
+
+    bad = copy.deepcopy(tiny_bundle)
+    layer = bad.layers[1]
+    layer.mask[0, 0] = False
+    layer.weight[0, 0, 0, 0] = 1
+    with pytest.raises(BundleError, match="pruned group holds nonzero"):
+        to_bytes(bad)
+
+
+def test_accumulator_bound_is_enforced():
+    import copy
+
+    bundle = random_bundle("tiny", seed=3)
+    bad = copy.deepcopy(bundle)
+    fc = bad.layer("fc")
+    # gap output is uint8, so 121 · 255 · Cin must stay below 2^24: widen Cin past that
+    assert fc.weight.shape[1] * 121 * 255 < 2**24
+    fc.weight[:] = 121
+    fc.trits = 5
+    fc.in_shape = (fc.weight.shape[1],)
+    save_ok = to_bytes(bad)  # still within the bound
+    assert from_bytes(save_ok).layer("fc").weight.max() == 121
+    big = random_bundle("tiny", seed=3)
+    big.layer("fc").requant.lo, big.layer("fc").requant.hi = -32768, 32767
+    big.layer("gap").requant.hi = 32767  # a wider input range breaks the bound
+    big.layer("fc").weight[:] = 121
+    with pytest.raises(AccumulatorBoundError, match="2\\^24"):
+        to_bytes(big)
+
+
+def test_not_a_bundle(tmp_path):
+    (tmp_path / "x.tpq").write_bytes(b"PK\x03\x04 not a bundle at all")
+    with pytest.raises(BundleError):
+        load(tmp_path / "x.tpq")
+    with pytest.raises(BundleError, match="directory"):
+        load(tmp_path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzzed_bytes_raise_only_bundle_error(tiny_bundle, data):
+    blob = bytearray(to_bytes(tiny_bundle))
+    for _ in range(data.draw(st.integers(1, 8))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob)))]
+    with contextlib.suppress(BundleError):
+        from_bytes(bytes(blob))
+
+
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.lists(st.integers(-5, 300), max_size=4),
+    st.just({}),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzzed_fields_raise_only_bundle_error(tiny_bundle, data):
+    header, blob, meta = _split(to_bytes(tiny_bundle))
+    for _ in range(data.draw(st.integers(1, 3))):
+        target = meta
+        path = []
+        while isinstance(target, (dict, list)) and target and data.draw(st.booleans()):
+            key = data.draw(
+                st.sampled_from(
+                    sorted(target) if isinstance(target, dict) else list(range(len(target)))
+                )
+            )
+            path.append((target, key))
+            target = target[key]
+        if path:
+            parent, key = path[-1]
+            parent[key] = data.draw(JSON_VALUES)
+    with contextlib.suppress(BundleError):
+        from_bytes(_join(header, blob, meta))

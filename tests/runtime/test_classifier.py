@@ -1,0 +1,76 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from ternpynq.bundle.schema import InputSpec
+from ternpynq.runtime.classifier import Classifier, softmax
+from ternpynq.runtime.preprocess import MAX_PIXELS, open_image, preprocess, quantize, to_pixels
+
+SPEC = InputSpec(size=(4, 4), channels=1, mean=(0.5,), std=(0.25,), resize=4, scale=1 / 32)
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_quantisation_follows_the_spec():
+    pixels = np.array([0.0, 0.5, 0.75, 1.0], np.float32).reshape(1, 1, 4)
+    # (x - 0.5) / 0.25 / (1/32) = -64, 0, 32, 64
+    assert quantize(pixels, SPEC).ravel().tolist() == [-64, 0, 32, 64]
+
+
+def test_resize_then_centre_crop():
+    spec = InputSpec(size=(2, 2), channels=1, mean=(0.0,), std=(1.0,), resize=2, scale=1 / 127)
+    image = Image.fromarray(np.array([[0, 0, 255, 255, 0, 0]] * 3, np.uint8).repeat(2, 0))
+    px = to_pixels(image, spec)  # 6x6 stays 6 wide after scaling shorter side 6 -> 2: 2x2
+    assert px.shape == (1, 2, 2)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "I;16", "I", "F"])
+def test_every_common_mode_is_accepted(mode):
+    image = Image.new("RGB", (9, 7), (200, 30, 60)).convert(mode)
+    codes = preprocess(image, SPEC)
+    assert codes.shape == (1, 4, 4) and codes.dtype == np.int8
+
+
+def test_rgb_spec_converts_grey_images():
+    spec = InputSpec(
+        size=(3, 3), channels=3, mean=(0.5,) * 3, std=(0.5,) * 3, resize=3, scale=1 / 64
+    )
+    assert preprocess(_png(Image.new("L", (5, 5), 128)), spec).shape == (3, 3, 3)
+
+
+def test_non_images_and_absurd_sizes_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="not a readable image"):
+        open_image(b"hello, not an image")
+    truncated = _png(Image.new("RGB", (64, 64), (1, 2, 3)))[:60]
+    with pytest.raises(ValueError):
+        open_image(truncated)
+    huge = tmp_path / "huge.png"
+    Image.new("1", (MAX_PIXELS // 1000 + 1, 1001)).save(huge)
+    with pytest.raises(ValueError, match="outside"):
+        open_image(huge)
+
+
+def test_softmax_is_stable_for_large_logits():
+    p = softmax(np.array([[30000.0, 0.0, -30000.0]]))
+    assert np.isfinite(p).all() and p[0, 0] == pytest.approx(1.0)
+
+
+def test_classifier_ranks_by_the_backend_logits(tiny_bundle):
+    clf = Classifier(tiny_bundle, backend="emu")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8))
+    preds = clf.classify([image, _png(image)], top=3)
+    assert [p.index for p in preds[0]] == [p.index for p in preds[1]]
+    logits = clf.logits(preprocess(image, tiny_bundle.input)[None])[0]
+    assert [p.index for p in preds[0]] == list(np.argsort(-logits, kind="stable")[:3])
+    probs = [p.probability for p in preds[0]]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_unknown_backend_is_named(tiny_bundle):
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        Classifier(tiny_bundle, backend="gpu")
