@@ -64,7 +64,9 @@ def overlay_dir() -> Path:
     env = os.environ.get(OVERLAY_ENV)
     path = Path(env) if env else Path(__file__).resolve().parents[3] / "overlay"
     if not (path / "boards").is_dir():
-        raise BoardError(f"overlay sources not found at {path}; set {OVERLAY_ENV} to an overlay/ checkout")
+        raise BoardError(
+            f"overlay sources not found at {path}; set {OVERLAY_ENV} to an overlay/ checkout"
+        )
     return path
 
 
@@ -91,7 +93,9 @@ def load_board(name_or_path: str | os.PathLike) -> Board:
     if path.suffix != ".json":
         path = overlay_dir() / "boards" / f"{name_or_path}.json"
         if not path.is_file():
-            raise BoardError(f"unknown board {name_or_path!r}; choose one of {', '.join(board_names())}")
+            raise BoardError(
+                f"unknown board {name_or_path!r}; choose one of {', '.join(board_names())}"
+            )
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -138,7 +142,7 @@ def config_header(board: Board) -> str:
         "TPQ_PORT_BYTES": board.port_bytes,
     }
     lines = [
-        f"// Generated from overlay/boards/{board.name}.json by ternpynq.runtime.boards; do not edit.",
+        f"// Generated from overlay/boards/{board.name}.json by ternpynq.runtime.boards.",
         "#pragma once",
         f'#define TPQ_BOARD "{board.name}"',
         f"#define TPQ_CLOCK_MHZ {board.clock_mhz:g}",
@@ -151,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m ternpynq.runtime.boards header BOARD`` prints the config header (Makefile)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] not in ("header", "get"):
-        print("usage: python -m ternpynq.runtime.boards header BOARD | get BOARD.FIELD", file=sys.stderr)
+        print(
+            "usage: python -m ternpynq.runtime.boards header BOARD | get BOARD.FIELD",
+            file=sys.stderr,
+        )
         return 2
     if args[0] == "header":
         print(config_header(load_board(args[1])), end="")

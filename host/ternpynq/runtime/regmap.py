@@ -72,6 +72,17 @@ class RegisterMap:
         return regs
 
 
+def regs_header(rm: RegisterMap) -> str:
+    """tpq_regs.h for the C-simulation ABI: one TPQ_REG_<name> byte offset per register."""
+    lines = [
+        "// Generated from overlay/hls/tpq_layer/regmap.json by ternpynq.runtime.regmap.",
+        "#pragma once",
+        f"#define TPQ_REGS_BYTES {rm.size_bytes}u",
+    ]
+    lines += [f"#define TPQ_REG_{reg.name} 0x{reg.offset:X}u" for reg in rm]
+    return "\n".join(lines) + "\n"
+
+
 def regmap_path() -> Path:
     return overlay_dir() / "hls" / KERNEL / "regmap.json"
 
@@ -82,12 +93,18 @@ def load_regmap(path: str | Path | None = None) -> RegisterMap:
     raw = path.read_bytes()
     data = json.loads(raw)
     regs = tuple(
-        RegisterInfo(r["name"], int(r["offset"], 16), int(r["width"]), r["access"], r["port"], r["meaning"])
+        RegisterInfo(
+            r["name"], int(r["offset"], 16), int(r["width"]), r["access"], r["port"], r["meaning"]
+        )
         for r in data["registers"]
     )
     used: dict[int, str] = {}
     for reg in regs:
-        if reg.offset % 4 or reg.width not in (32, 64) or reg.offset + reg.width // 8 > data["size_bytes"]:
+        if (
+            reg.offset % 4
+            or reg.width not in (32, 64)
+            or reg.offset + reg.width // 8 > data["size_bytes"]
+        ):
             raise ValueError(f"{path}: register {reg.name} has a bad offset or width")
         for word in range(reg.offset // 4, (reg.offset + reg.width // 8) // 4):
             if word in used:

@@ -98,7 +98,7 @@ def _header_bytes(n_kept: int, g: int) -> int:
 
 
 def kept_groups(weight: np.ndarray, g: int) -> np.ndarray:
-    """(Cout, ceil(Cin/g)) bool: overlay groups with any non-zero weight (empty ones are skipped)."""
+    """(Cout, ceil(Cin/g)) bool: overlay groups holding a non-zero weight; the rest are skipped."""
     w = _as_conv(weight)
     cout, cin = w.shape[:2]
     nq = -(-cin // g)
@@ -244,7 +244,7 @@ def pack_layer(layer: Layer, g: int, in_type: int, res_type: int = ELEM_U8) -> P
 
 
 def fmap_types(bundle: Bundle) -> dict[str, int]:
-    """Element type of every tensor: the int8 input, each layer's clamp range, pools pass through."""
+    """Element type of every tensor: int8 input, each layer's clamp range; pools pass through."""
     types = {"input": ELEM_I8}
     for layer in bundle.layers:
         if layer.op == Op.MAXPOOL:

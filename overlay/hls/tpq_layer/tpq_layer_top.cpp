@@ -1,0 +1,121 @@
+// The HLS top function and descriptor checks. Each INTERFACE pragma pins its s_axilite offset to
+// the value in regmap.json (tests/overlay/test_regmap.py proves they agree).
+#include "tpq_layer.hpp"
+
+namespace tpq {
+
+#ifndef __SYNTHESIS__
+thread_local Counters g_count;
+#endif
+
+uint32_t rows_needed(const Desc& d) {
+  // A tile of P raster-order pixels spans at most this many output rows.
+  uint32_t span = (d.out_w - 1 + P - 1) / d.out_w + 1;
+  if (span > d.out_h) span = d.out_h;
+  uint32_t k = d.mode == MODE_GAP ? 1 : d.kernel;
+  uint32_t s = d.mode == MODE_GAP ? 1 : d.stride;
+  uint32_t rows = (span - 1) * s + k;
+  return rows < d.in_h ? rows : d.in_h;
+}
+
+static bool out_dim_ok(uint32_t in, uint32_t out, const Desc& d) {
+  if (in + 2 * d.pad < d.kernel) return false;
+  return out == (in + 2 * d.pad - d.kernel) / d.stride + 1;
+}
+
+uint32_t check_desc(const Desc& d) {
+  if (d.mode > MODE_GAP || d.batch < 1 || d.batch > MAX_BATCH) return BAD_DESCRIPTOR;
+  const uint32_t dims[] = {d.in_h, d.in_w, d.out_h, d.out_w};
+  for (uint32_t v : dims)
+    if (v < 1 || v > MAX_DIM) return BAD_DESCRIPTOR;
+  if (d.in_c < 1 || d.out_c < 1) return BAD_DESCRIPTOR;
+  if (d.in_c > static_cast<uint32_t>(MAX_C) || d.out_c > static_cast<uint32_t>(MAX_C)) return TOO_LARGE;
+  if (d.in_type > ELEM_I16 || d.out_type > ELEM_I16 || d.res_type > ELEM_I16) return BAD_DESCRIPTOR;
+  if (d.mode == MODE_GAP) {
+    if (d.out_c != d.in_c || d.out_h != 1 || d.out_w != 1) return BAD_DESCRIPTOR;
+  } else {
+    if (d.kernel < 1 || d.stride < 1 || d.pad >= d.kernel) return BAD_DESCRIPTOR;
+    if (d.kernel > static_cast<uint32_t>(MAX_K)) return TOO_LARGE;
+    if (!out_dim_ok(d.in_h, d.out_h, d) || !out_dim_ok(d.in_w, d.out_w, d)) return BAD_DESCRIPTOR;
+  }
+  if (d.mode == MODE_MAXPOOL) {
+    if (d.out_c != d.in_c || d.out_type != d.in_type) return BAD_DESCRIPTOR;
+  } else {
+    if (d.shift > 48 || d.lo > d.hi || d.lo < elem_lo(d.out_type) || d.hi > elem_hi(d.out_type))
+      return BAD_DESCRIPTOR;
+  }
+  if (d.mode == MODE_CONV) {
+    if (d.trits < 1 || d.trits > static_cast<uint32_t>(MAX_T) || d.has_res > 1) return BAD_DESCRIPTOR;
+    if (groups(d.in_c) > 0xFFFF) return TOO_LARGE;
+  }
+  uint64_t rows = rows_needed(d);
+  if (rows * d.in_w * d.in_c > static_cast<uint64_t>(IBUF_ELEMS)) return TOO_LARGE;
+  return OK;
+}
+
+Extents extents(const Desc& d) {
+  uint64_t in_px = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c * d.batch;
+  uint64_t out_px = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_c * d.batch;
+  Extents e{0, in_px * elem_bytes(d.in_type), out_px * elem_bytes(d.out_type), 0};
+  if (d.mode == MODE_CONV) {
+    e.wgt = static_cast<uint64_t>(d.wgt_bytes) + 8ull * d.out_c;  // stream, then (mult, bias) pairs
+    if (d.has_res) e.res = out_px * elem_bytes(d.res_type);
+  } else if (d.mode == MODE_GAP) {
+    e.wgt = 8ull * d.out_c;  // gap has no stream: its params sit at wgt_addr
+  }
+  return e;
+}
+
+}  // namespace tpq
+
+void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res, uint32_t mode,
+               uint32_t batch, uint32_t in_h, uint32_t in_w, uint32_t in_c, uint32_t out_h, uint32_t out_w,
+               uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t trits,
+               uint32_t in_type, uint32_t out_type, uint32_t res_type, uint32_t has_res, int32_t res_mult,
+               uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t* status) {
+#pragma HLS INTERFACE mode=m_axi port=wgt bundle=gmem_w offset=slave max_read_burst_length=64 depth=1024
+#pragma HLS INTERFACE mode=m_axi port=fin bundle=gmem_i offset=slave max_read_burst_length=64 depth=1024
+#pragma HLS INTERFACE mode=m_axi port=fout bundle=gmem_o offset=slave max_write_burst_length=64 depth=1024
+#pragma HLS INTERFACE mode=m_axi port=res bundle=gmem_r offset=slave max_read_burst_length=64 depth=1024
+#pragma HLS INTERFACE mode=s_axilite port=return bundle=control
+#pragma HLS INTERFACE mode=s_axilite port=status bundle=control offset=0x20
+#pragma HLS INTERFACE mode=s_axilite port=wgt bundle=control offset=0x30
+#pragma HLS INTERFACE mode=s_axilite port=fin bundle=control offset=0x40
+#pragma HLS INTERFACE mode=s_axilite port=fout bundle=control offset=0x50
+#pragma HLS INTERFACE mode=s_axilite port=res bundle=control offset=0x60
+#pragma HLS INTERFACE mode=s_axilite port=mode bundle=control offset=0x70
+#pragma HLS INTERFACE mode=s_axilite port=batch bundle=control offset=0x78
+#pragma HLS INTERFACE mode=s_axilite port=in_h bundle=control offset=0x80
+#pragma HLS INTERFACE mode=s_axilite port=in_w bundle=control offset=0x88
+#pragma HLS INTERFACE mode=s_axilite port=in_c bundle=control offset=0x90
+#pragma HLS INTERFACE mode=s_axilite port=out_h bundle=control offset=0x98
+#pragma HLS INTERFACE mode=s_axilite port=out_w bundle=control offset=0xA0
+#pragma HLS INTERFACE mode=s_axilite port=out_c bundle=control offset=0xA8
+#pragma HLS INTERFACE mode=s_axilite port=kernel bundle=control offset=0xB0
+#pragma HLS INTERFACE mode=s_axilite port=stride bundle=control offset=0xB8
+#pragma HLS INTERFACE mode=s_axilite port=pad bundle=control offset=0xC0
+#pragma HLS INTERFACE mode=s_axilite port=trits bundle=control offset=0xC8
+#pragma HLS INTERFACE mode=s_axilite port=in_type bundle=control offset=0xD0
+#pragma HLS INTERFACE mode=s_axilite port=out_type bundle=control offset=0xD8
+#pragma HLS INTERFACE mode=s_axilite port=res_type bundle=control offset=0xE0
+#pragma HLS INTERFACE mode=s_axilite port=has_res bundle=control offset=0xE8
+#pragma HLS INTERFACE mode=s_axilite port=res_mult bundle=control offset=0xF0
+#pragma HLS INTERFACE mode=s_axilite port=shift bundle=control offset=0xF8
+#pragma HLS INTERFACE mode=s_axilite port=lo bundle=control offset=0x100
+#pragma HLS INTERFACE mode=s_axilite port=hi bundle=control offset=0x108
+#pragma HLS INTERFACE mode=s_axilite port=wgt_bytes bundle=control offset=0x110
+  const tpq::Desc d{mode,  batch,    in_h,     in_w,    in_c,    out_h, out_w, out_c,
+                    kernel, stride,  pad,      trits,   in_type, out_type, res_type, has_res,
+                    res_mult, shift, lo,       hi,      wgt_bytes};
+  uint32_t st = tpq::check_desc(d);
+  if (st == tpq::OK) {
+    if (mode == tpq::MODE_CONV) {
+      st = tpq::run_conv(d, wgt, fin, fout, res);
+    } else if (mode == tpq::MODE_MAXPOOL) {
+      st = tpq::run_maxpool(d, fin, fout);
+    } else {
+      st = tpq::run_gap(d, wgt, fin, fout);
+    }
+  }
+  *status = st;
+}
