@@ -36,6 +36,12 @@ def test_every_common_mode_is_accepted(mode):
     assert codes.shape == (1, 4, 4) and codes.dtype == np.int8
 
 
+def test_unsupported_mode_is_a_clear_error():
+    lab = Image.new("RGB", (5, 5)).convert("LAB")
+    with pytest.raises(ValueError, match="unsupported image mode 'LAB'"):
+        preprocess(lab, SPEC)
+
+
 def test_rgb_spec_converts_grey_images():
     spec = InputSpec(
         size=(3, 3), channels=3, mean=(0.5,) * 3, std=(0.5,) * 3, resize=3, scale=1 / 64

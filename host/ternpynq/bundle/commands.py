@@ -57,14 +57,18 @@ def run(args: argparse.Namespace) -> int:
         f"{info['model']}  ({info['file']}, g = {info['g']}, {info['classes']} classes, "
         f"input {'x'.join(map(str, [info['input']['channels'], *info['input']['size']]))})"
     )
-    head = f"{'layer':<24}{'shape':<20}{'T':>2}{'groups':>8}{'D':>7}{'s_min':>7}{'stream B':>10}"
+    head = (
+        f"{'layer':<24}{'shape':<18}{'T':>2}{'groups':>8}{'D':>7}{'s_min':>7}"
+        f"{'fp32 B':>10}{'stream B':>10}{'ratio':>7}"
+    )
     print(head)
     print("-" * len(head))
     for s in info["weighted_layers"]:
         shape = "x".join(map(str, s["shape"]))
         print(
-            f"{s['name']:<24}{shape:<20}{s['trits']:>2}{s['groups']:>8}{s['density']:>7.3f}"
-            f"{s['s_min']:>7.3f}{s['stream_bytes']:>10}"
+            f"{s['name']:<24}{shape:<18}{s['trits']:>2}{s['groups']:>8}{s['density']:>7.3f}"
+            f"{s['s_min']:>7.3f}{s['float_bytes']:>10}{s['stream_bytes']:>10}"
+            f"{s['float_bytes'] / max(s['stream_bytes'], 1):>6.1f}x"
         )
     print("-" * len(head))
     print(

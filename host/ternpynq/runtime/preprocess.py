@@ -19,6 +19,7 @@ _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
 }
 _MODES = {1: "L", 3: "RGB"}
+WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "F")
 
 
 def open_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
@@ -55,32 +56,23 @@ def _check_size(image: Image.Image, name: str) -> None:
 
 def to_pixels(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """Mode conversion, shorter-side resize, centre crop -> (C, H, W) float32 in [0, 1]."""
-    if image.mode not in (
-        "1",
-        "L",
-        "LA",
-        "P",
-        "PA",
-        "RGB",
-        "RGBA",
-        "RGBX",
-        "CMYK",
-        "YCbCr",
+    if image.mode in (
         "I",
         "I;16",
+        "I;16B",
+        "I;16L",
         "F",
-        "LAB",
-        "HSV",
-    ):
-        raise ValueError(f"unsupported image mode {image.mode!r}")
-    if image.mode in ("I", "I;16", "F"):  # wide greyscale: scale to 8 bits by its own range
+    ):  # wide greyscale: scale to 8 bits by its own range
         arr = np.asarray(image, dtype=np.float64)
         span = max(float(arr.max() - arr.min()), 1e-12)
         image = Image.fromarray(((arr - arr.min()) / span * 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    image = image.convert(_MODES[spec.channels])
+    try:
+        image = image.convert(_MODES[spec.channels])
+    except ValueError:  # PIL has no conversion from modes such as LAB
+        raise ValueError(f"unsupported image mode {image.mode!r}") from None
     w, h = image.size
     scale = spec.resize / min(w, h)
     new = (max(spec.size[1], round(w * scale)), max(spec.size[0], round(h * scale)))

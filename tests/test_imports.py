@@ -1,0 +1,26 @@
+"""The runtime works with numpy and pillow alone: optional extras are never imported by it."""
+
+import subprocess
+import sys
+
+OPTIONAL = ("torch", "onnxruntime", "onnx", "flask", "pynq", "safetensors", "tqdm", "matplotlib")
+
+SCRIPT = f"""
+import sys
+for name in {OPTIONAL!r}:
+    sys.modules[name] = None  # any import of it now raises ImportError
+import numpy as np, ternpynq
+from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.cli import build_parser
+build_parser()
+clf = ternpynq.Classifier(random_bundle("tiny"), backend="emu")
+print(clf.logits(np.zeros((1, 1, 8, 8), np.int8)).shape)
+"""
+
+
+def test_runtime_needs_only_numpy_and_pillow():
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(1, 10)"
