@@ -1,0 +1,67 @@
+"""The C++ testbench, plain and under -fsanitize=address,undefined, on golden-model vectors."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from harness import make_case, write_vectors
+
+from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.csim_build import build_testbench
+from ternpynq.runtime.network import Network
+from ternpynq.runtime.stream import fmap_types
+
+
+@pytest.fixture(scope="module")
+def cases(small_board):
+    """Every layer of two small networks, including multi-tile conv, residual, pools, linear."""
+    out = []
+    for arch, seed in (("tiny", 0), ("resnet20", 2)):
+        bundle = random_bundle(arch, g=16, seed=seed, size=12 if arch == "resnet20" else None)
+        x = np.random.default_rng(seed).integers(-128, 128, (2, 1, *bundle.input.size))
+        tensors = Network(bundle).run_all(x.astype(np.int8))
+        types = fmap_types(bundle)
+        for layer in bundle.layers:
+            res = tensors[layer.residual] if layer.residual else None
+            out.append(make_case(bundle, layer, tensors[layer.input], res, types, small_board))
+    return out
+
+
+def _run(exe, path):
+    return subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("sanitize", [False, True], ids=["plain", "asan-ubsan"])
+def test_testbench_passes_golden_vectors(small_board, cases, tmp_path, sanitize):
+    exe = build_testbench(small_board, sanitize=sanitize)
+    path = tmp_path / "vectors.bin"
+    write_vectors(cases, path)
+    proc = _run(exe, path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"PASS: {len(cases)} cases, 0 failed" in proc.stdout
+    assert "runtime error" not in proc.stderr  # UBSan reports, if any, land here
+
+
+def test_testbench_fails_on_a_wrong_byte_or_cycle_count(small_board, cases, tmp_path):
+    exe = build_testbench(small_board)
+    wrong = cases[0]
+    wrong_bytes = type(wrong)(
+        **{**wrong.__dict__, "expected_bytes": wrong.expected_bytes ^ np.uint8(1)}
+    )
+    wrong_cycles = type(wrong)(**{**wrong.__dict__, "cycles": wrong.cycles + 1})
+    for case in (wrong_bytes, wrong_cycles):
+        write_vectors([cases[1], case], tmp_path / "bad.bin")
+        proc = _run(exe, tmp_path / "bad.bin")
+        assert proc.returncode == 1 and "FAIL case 1" in proc.stdout
+
+
+def test_sanitizer_build_catches_an_overrun(small_board, cases, tmp_path):
+    """Proves the ASan build is live: an input one byte short must be reported, not read."""
+    exe = build_testbench(small_board, sanitize=True)
+    short = type(cases[0])(**{**cases[0].__dict__, "fin": cases[0].fin[:-1]})
+    write_vectors([short], tmp_path / "short.bin")
+    proc = _run(exe, tmp_path / "short.bin")
+    assert proc.returncode != 0
+    assert "heap-buffer-overflow" in proc.stderr
