@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ternpynq.bundle.schema import Bundle, Layer
 from ternpynq.runtime import ops
 from ternpynq.runtime.boards import Board

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from harness import make_case, run_csim, unpack_output
+
 from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.stream import fmap_types
@@ -45,6 +46,7 @@ def _first_conv(board):
 
 def test_bad_address_is_reported_not_crashed(small_board):
     from harness import DDR_BASE
+
     from ternpynq.runtime.csim_build import load_kernel
     from ternpynq.runtime.regmap import load_regmap
 
