@@ -15,18 +15,18 @@ import types
 
 import numpy as np
 import pytest
-from ternpynq.runtime.device import DeviceTimeout, Register
+
+from ternpynq.runtime.device import DeviceTimeout
 from ternpynq.runtime.pynqdevice import BitstreamError, PynqDevice, check_manifest, read_manifest
+from ternpynq.runtime.regmap import load_regmap
 
-VLNV = "ternpynq.org:hls:ternpynq_layer:1.0"
-REGISTERS = {
-    "CTRL": Register("CTRL", 0x00),
-    "SRC": Register("SRC", 0x10, 64),
-    "COUNT": Register("COUNT", 0x1C),
-}
+RM = load_regmap()
+VLNV = RM.vlnv
+IN, COUNT, CTRL = RM["in_addr"].offset, RM["in_c"].offset, RM["CTRL"].offset
+START, DONE, IDLE = (1 << RM.ctrl_bits[k] for k in ("ap_start", "ap_done", "ap_idle"))
 
 
-def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0", ctrl_offset: int = 0):
+def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0"):
     calls: list[tuple] = []
     drivers: list[type] = []
     buffers: list[np.ndarray] = []
@@ -45,15 +45,15 @@ def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0", ctrl_offset
 
         def read(self, offset):
             calls.append(("read", offset))
-            if offset == ctrl_offset:
-                value = 0x4 | (0x2 if self.done else 0)
+            if offset == CTRL:
+                value = IDLE | (DONE if self.done else 0)
                 self.done = False
                 return value
             return self.words.get(offset, 0)
 
         def write(self, offset, value):
             calls.append(("write", offset, value))
-            if offset == ctrl_offset and value & 1:
+            if offset == CTRL and value & START:
                 if on_start is not None:
                     on_start(self.words, {int(b.device_address): b for b in buffers})
                     self.done = True
@@ -120,25 +120,25 @@ def test_device_binds_by_vlnv_and_speaks_documented_calls(monkeypatch, bitstream
     seen = []
 
     def on_start(words, memory):
-        address = words[0x10] | words[0x14] << 32
-        seen.append(memory[address][: words[0x1C]].copy())
+        address = words[IN] | words[IN + 4] << 32
+        seen.append(memory[address][: words[COUNT]].copy())
 
     pynq = make_pynq(VLNV, on_start)
     install(monkeypatch, pynq)
-    dev = PynqDevice(bitstream, VLNV, REGISTERS)
+    dev = PynqDevice(bitstream, RM)
     assert pynq.calls[0] == ("Overlay", str(bitstream))
     assert type(dev._ip).bindto == [VLNV]  # our DefaultIP subclass, picked by pynq
     buf = dev.allocate(16)
     buf.write(np.arange(16, dtype=np.uint8))
     buf.flush()
-    dev.write("SRC", buf.device_address)
-    dev.write("COUNT", 16)
+    dev.write("in_addr", buf.device_address)
+    dev.write("in_c", 16)
     dev.start()
     dev.wait_done(1.0)
     np.testing.assert_array_equal(seen[0], np.arange(16, dtype=np.uint8))
     assert ("allocate", (16,), "|u1") in pynq.calls
     assert ("flush", buf.device_address) in pynq.calls
-    assert ("write", 0x14, buf.device_address >> 32) in pynq.calls
+    assert ("write", IN + 4, buf.device_address >> 32) in pynq.calls
     dev.close()
     assert ("freebuffer", buf.device_address) in pynq.calls
     dev.close()  # idempotent: nothing freed twice
@@ -148,7 +148,7 @@ def test_device_binds_by_vlnv_and_speaks_documented_calls(monkeypatch, bitstream
 def test_timeout_reprograms_the_overlay(monkeypatch, bitstream):
     pynq = make_pynq(VLNV, on_start=None)  # the IP never raises ap_done
     install(monkeypatch, pynq)
-    dev = PynqDevice(bitstream, VLNV, REGISTERS)
+    dev = PynqDevice(bitstream, RM)
     dev.start()
     with pytest.raises(DeviceTimeout, match="did not finish"):
         dev.wait_done(0.05)
@@ -159,13 +159,13 @@ def test_timeout_reprograms_the_overlay(monkeypatch, bitstream):
 def test_missing_bitstream_is_a_clear_error_without_importing_pynq(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pynq", None)  # importing pynq would raise
     with pytest.raises(BitstreamError, match="no ternpynq.bit at .*bitstreams/README.md"):
-        PynqDevice(tmp_path / "ternpynq.bit", VLNV, REGISTERS)
+        PynqDevice(tmp_path / "ternpynq.bit", RM)
 
 
 def test_overlay_without_our_ip_is_refused(monkeypatch, bitstream):
     install(monkeypatch, make_pynq("someone:else:ip:1.0"))
     with pytest.raises(BitstreamError, match="holds 0 IP of type"):
-        PynqDevice(bitstream, VLNV, REGISTERS)
+        PynqDevice(bitstream, RM)
 
 
 def test_manifest_mismatch_names_every_field(tmp_path):

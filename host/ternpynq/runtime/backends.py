@@ -66,7 +66,10 @@ def module_available(module: str) -> bool:
 
 
 # Modules that call register() when imported; each stage adds its own line.
-BUILTIN_MODULES = ["ternpynq.runtime.emu"]
+BUILTIN_MODULES = [
+    "ternpynq.runtime.emu",
+    "ternpynq.runtime.overlay_backends",
+]
 _loaded = False
 
 

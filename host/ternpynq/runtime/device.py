@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-# HLS ap_ctrl_hs control-register bits (Vitis HLS user guide, "s_axilite control register").
-AP_START = 1 << 0
-AP_DONE = 1 << 1
-AP_IDLE = 1 << 2
+from ternpynq.runtime.regmap import RegisterInfo, RegisterMap
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -29,15 +24,6 @@ class DeviceError(RuntimeError):
 
 class DeviceTimeout(DeviceError):
     """The kernel did not raise ap_done within the timeout."""
-
-
-@dataclass(frozen=True)
-class Register:
-    """One AXI-Lite register: byte offset and width in bits (32 or 64)."""
-
-    name: str
-    offset: int
-    width: int = 32
 
 
 class Buffer(ABC):
@@ -87,11 +73,16 @@ class Buffer(ABC):
 class Device(ABC):
     """Register access by name, buffer allocation, start and wait-for-done with a timeout."""
 
-    def __init__(self, registers: Mapping[str, Register], control: str = "CTRL") -> None:
-        self.registers = dict(registers)
+    def __init__(self, regmap: RegisterMap, control: str = "CTRL") -> None:
+        self.regmap = regmap
+        self.registers = {reg.name: reg for reg in regmap}
         if control not in self.registers:
             raise DeviceError(f"register map has no control register {control!r}")
         self.control = control
+        bits = regmap.ctrl_bits
+        self.ap_start, self.ap_done, self.ap_idle = (
+            1 << bits[k] for k in ("ap_start", "ap_done", "ap_idle")
+        )
 
     # -- what each implementation provides ------------------------------------------------
     @abstractmethod
@@ -113,7 +104,7 @@ class Device(ABC):
         """Free every buffer and release the device."""
 
     # -- shared by every implementation ---------------------------------------------------
-    def register(self, name: str) -> Register:
+    def register(self, name: str) -> RegisterInfo:
         try:
             return self.registers[name]
         except KeyError:
@@ -140,7 +131,7 @@ class Device(ABC):
 
     def start(self) -> None:
         """Set ap_start: the kernel runs one layer from the descriptor registers."""
-        self._write32(self.register(self.control).offset, AP_START)
+        self._write32(self.register(self.control).offset, self.ap_start)
 
     def wait_done(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         """Poll ap_done until it is set; on timeout reset the kernel and raise DeviceTimeout."""
@@ -149,7 +140,7 @@ class Device(ABC):
         pause = 1e-5
         while True:
             # ap_done is clear-on-read, so one read both observes and acknowledges it.
-            if self._read32(offset) & AP_DONE:
+            if self._read32(offset) & self.ap_done:
                 return
             if time.monotonic() >= deadline:
                 self.reset()

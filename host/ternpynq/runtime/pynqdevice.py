@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ternpynq.runtime.device import Buffer, Device, DeviceError, Register
+from ternpynq.runtime.device import Buffer, Device, DeviceError
+from ternpynq.runtime.regmap import RegisterMap
 
 _DRIVERS: dict[str, type] = {}  # one DefaultIP subclass per VLNV per process
 
@@ -97,16 +98,12 @@ def _driver_class(pynq: Any, vlnv: str) -> type:
 
 
 class PynqDevice(Device):
-    """The overlay on the board: ``bitstream`` (.bit beside its .hwh) with the kernel ``vlnv``."""
+    """The overlay on the board: ``bitstream`` (.bit beside its .hwh) holding the kernel whose
+    VLNV and registers ``regmap`` gives."""
 
-    def __init__(
-        self,
-        bitstream: Path,
-        vlnv: str,
-        registers: Mapping[str, Register],
-        control: str = "CTRL",
-    ) -> None:
-        super().__init__(registers, control)
+    def __init__(self, bitstream: Path, regmap: RegisterMap) -> None:
+        super().__init__(regmap)
+        vlnv = regmap.vlnv
         bitstream = Path(bitstream)
         for path in (bitstream, bitstream.with_suffix(".hwh")):
             if not path.is_file():

@@ -2,43 +2,34 @@
 
 Off-board, this stands where the FPGA would: the driver writes descriptor registers by name,
 allocates buffers with device addresses in one DDR byte array, and writing ap_start runs the
-kernel (the overlay's HLS sources compiled with g++, see ``csim_build``) on a worker thread,
-which raises ap_done when it returns. The host's view of a buffer is a separate copy that only
-``flush``/``invalidate`` synchronise, as on a Zynq without coherent ports, so a driver that
-forgets one fails here rather than on the board.
+kernel (the overlay's HLS sources compiled with g++, ``csim_build``) on a worker thread. When
+it returns, its status goes to the ``status`` register and ap_done is raised, as the HLS
+block does. The host's view of a buffer is a separate copy that only ``flush``/``invalidate``
+synchronise, as on a Zynq without coherent ports, so a driver that forgets one fails here
+rather than on the board.
 
 Fault injection for tests: ``inject("hang")`` makes the next start never finish;
-``inject("bad_address")`` makes the next start's first address register point outside DDR,
-which the device reports as a bus error.
+``inject("bad_address")`` points the next start's ``in_addr`` outside DDR.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 
-from ternpynq.runtime.device import (
-    AP_DONE,
-    AP_IDLE,
-    AP_START,
-    Buffer,
-    Device,
-    DeviceError,
-    Register,
-)
+from ternpynq.runtime.device import Buffer, Device, DeviceError
+from ternpynq.runtime.regmap import RegisterMap
 
 DDR_BASE = 0x1000_0000  # where a PYNQ image's CMA region typically starts; any value works
 DEFAULT_DDR_BYTES = 256 << 20
-ALIGN = 64  # one m_axi burst beat at 512 bits, so buffers never share a beat
+ALIGN = 64  # one 512-bit burst beat, so buffers never share a beat
+FAULTS = ("hang", "bad_address")
 
-# kernel(regs, ddr, ddr_base): regs maps register name -> value; ddr is the whole DDR array.
-Kernel = Callable[[Mapping[str, int], np.ndarray, int], None]
-
-
-class BusError(DeviceError):
-    """The kernel was started with an address outside the simulated DDR."""
+# kernel(regs, ddr, ddr_base) -> (status, cycles), the csim ABI (CsimKernel.start): regs is the
+# (words,) uint32 register file, ddr the whole DDR array, written in place.
+Kernel = Callable[[np.ndarray, np.ndarray, int], tuple[int, int]]
 
 
 class SimBuffer(Buffer):
@@ -64,71 +55,62 @@ class SimBuffer(Buffer):
 
     def free(self) -> None:
         if not self.freed:
-            self._device._release(self._start)
+            self._device._allocs.pop(self._start, None)
             self.freed = True
 
 
 class SimulatedDevice(Device):
-    """Register file + DDR model running ``kernel`` on each ap_start.
-
-    ``address_registers`` names the registers that hold DDR addresses; each is checked against
-    DDR before the kernel runs (a real AXI interconnect would answer DECERR).
-    """
+    """Register file + DDR model running ``kernel`` on each ap_start."""
 
     def __init__(
         self,
-        registers: Mapping[str, Register],
+        regmap: RegisterMap,
         kernel: Kernel,
-        address_registers: Iterable[str] = (),
-        control: str = "CTRL",
         ddr_bytes: int = DEFAULT_DDR_BYTES,
         ddr_base: int = DDR_BASE,
     ) -> None:
-        super().__init__(registers, control)
+        super().__init__(regmap)
         self.kernel = kernel
-        self.address_registers = list(address_registers)
         self.ddr_base = ddr_base
-        self.ddr = np.zeros(ddr_bytes, np.uint8)  # pages are touched lazily by the OS
-        self._words: dict[int, int] = {}
-        self._allocs: dict[int, int] = {}  # start -> size, kept sorted by insertion below
+        self.ddr = np.zeros(ddr_bytes, np.uint8)  # the OS maps pages lazily
+        self._words = np.zeros(regmap.words, np.uint32)
+        self._ctrl_word = self.register(self.control).offset // 4
+        self._allocs: dict[int, int] = {}  # DDR start -> size
         self._lock = threading.Lock()
         self._generation = 0  # a reset orphans a running start; its late finish is ignored
-        self._busy = False
-        self._done = False
+        self._busy = self._done = False
         self._error: BaseException | None = None
         self._faults: list[str] = []
         self.starts = 0
+        self.cycles: list[int] = []  # modelled cycles of every completed start, in order
 
     # -- register file --------------------------------------------------------------------
     def _read32(self, offset: int) -> int:
-        if offset == self.register(self.control).offset:
-            with self._lock:
-                error, self._error = self._error, None
-                if isinstance(error, DeviceError):
-                    raise error
-                if error is not None:
-                    raise DeviceError(f"the simulated kernel failed: {error}") from error
-                value = (AP_START if self._busy else AP_IDLE) | (AP_DONE if self._done else 0)
-                self._done = False  # clear-on-read, as the HLS control register
-                return value
-        return self._words.get(offset, 0)
+        word = offset // 4
+        if word != self._ctrl_word:
+            return int(self._words[word])
+        with self._lock:
+            error, self._error = self._error, None
+            value = (self.ap_start if self._busy else self.ap_idle) | (
+                self.ap_done if self._done else 0
+            )
+            self._done = False  # clear-on-read, as the HLS control register
+        if error is not None:
+            raise DeviceError(f"the simulated kernel failed: {error}") from error
+        return value
 
     def _write32(self, offset: int, value: int) -> None:
-        if offset == self.register(self.control).offset:
-            if value & AP_START:
-                self._start_kernel()
-            return
-        self._words[offset] = value & 0xFFFFFFFF
-
-    def values(self) -> dict[str, int]:
-        """Every register's current value by name (what the kernel sees)."""
-        return {name: self.read(name) for name in self.registers if name != self.control}
+        word = offset // 4
+        if word != self._ctrl_word:
+            self._words[word] = value & 0xFFFFFFFF
+        elif value & self.ap_start:
+            self._start_kernel()
 
     # -- kernel runs ----------------------------------------------------------------------
     def inject(self, fault: str) -> None:
         """Arm a fault for the next start: ``"hang"`` or ``"bad_address"``."""
-        if fault not in ("hang", "bad_address"):
-            raise ValueError(f"unknown fault {fault!r}")
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; choose one of {FAULTS}")
         self._faults.append(fault)
 
     def _start_kernel(self) -> None:
@@ -138,42 +120,43 @@ class SimulatedDevice(Device):
             self._busy, self._done, self._error = True, False, None
             generation = self._generation
         self.starts += 1
-        regs = self.values()
+        regs = self._words.copy()  # the kernel latches its arguments at start
         fault = self._faults.pop(0) if self._faults else None
-        if fault == "bad_address" and self.address_registers:
-            regs[self.address_registers[0]] = self.ddr_base + self.ddr.size + 0x1000
         if fault == "hang":
             return  # never raises ap_done; only reset() brings the device back
-        worker = threading.Thread(target=self._run, args=(regs, generation), daemon=True)
-        worker.start()
+        if fault == "bad_address":
+            reg = self.register("in_addr")
+            beyond = self.ddr_base + self.ddr.size + 0x1000
+            regs[reg.offset // 4], regs[reg.offset // 4 + 1] = beyond & 0xFFFFFFFF, beyond >> 32
+        threading.Thread(target=self._run, args=(regs, generation), daemon=True).start()
 
-    def _run(self, regs: dict[str, int], generation: int) -> None:
-        error: BaseException | None = None
+    def _run(self, regs: np.ndarray, generation: int) -> None:
+        status, cycles, error = 0, 0, None
         try:
-            self._check_addresses(regs)
-            self.kernel(regs, self.ddr, self.ddr_base)
-        except BaseException as exc:  # reported to the host through the control register
+            status, cycles = self.kernel(regs, self.ddr, self.ddr_base)
+        except Exception as exc:  # reported to the host through the next control read
             error = exc
         with self._lock:
             if generation != self._generation:
                 return
+            self._write_status(int(status))
+            self.cycles.append(int(cycles))
             self._busy, self._done, self._error = False, error is None, error
 
-    def _check_addresses(self, regs: Mapping[str, int]) -> None:
-        end = self.ddr_base + self.ddr.size
-        for name in self.address_registers:
-            address = regs[name]
-            # address 0 means "not used by this layer" (e.g. no residual input)
-            if address and not self.ddr_base <= address < end:
-                raise BusError(
-                    f"bus error: register {name} = {address:#x} is outside DDR "
-                    f"[{self.ddr_base:#x}, {end:#x})"
-                )
+    def _write_status(self, status: int) -> None:
+        self._words[self.register("status").offset // 4] = status & 0xFFFFFFFF
+        if "status_ctrl" in self.registers:
+            self._words[self.register("status_ctrl").offset // 4] = 1  # status_ap_vld
 
     def reset(self) -> None:
         with self._lock:
             self._generation += 1
-            self._busy, self._done, self._error = False, False, None
+            self._busy = self._done = False
+            self._error = None
+
+    def close(self) -> None:
+        self.reset()
+        self._allocs.clear()
 
     # -- DDR allocation -------------------------------------------------------------------
     def allocate(self, nbytes: int) -> SimBuffer:
@@ -189,18 +172,12 @@ class SimulatedDevice(Device):
             cursor = start + self._allocs[start]
         if cursor + size > self.ddr.size:
             raise DeviceError(
-                f"out of simulated DDR: {nbytes} bytes requested, {self.ddr.size} bytes in all"
+                f"out of simulated DDR: {nbytes} bytes requested with "
+                f"{self.allocated_bytes} of {self.ddr.size} in use"
             )
         self._allocs[cursor] = size
         self.ddr[cursor : cursor + size] = 0
         return SimBuffer(self, cursor, nbytes)
-
-    def close(self) -> None:
-        self.reset()
-        self._allocs.clear()
-
-    def _release(self, start: int) -> None:
-        self._allocs.pop(start, None)
 
     @property
     def allocated_bytes(self) -> int:

@@ -1,0 +1,235 @@
+"""The overlay driver: one bundle on one device, one layer per kernel start.
+
+Stages (DESIGN.md "Host runtime"): pack_input -> to_device -> execute (layer by layer) ->
+from_device -> unpack_output. Loading a bundle repacks every layer once for the loaded
+overlay's g into one weight buffer (``stream.pack_layer``) and checks it against the board's
+buffer limits; each batch then costs one input copy, one descriptor write + start per layer and
+one output copy. Intermediate feature maps never leave DDR, and buffers are shared between
+tensors whose lifetimes do not overlap, so they are reused from batch to batch.
+
+>>> from ternpynq.bundle.synthetic import random_bundle
+>>> from ternpynq.runtime.network import Network
+>>> from ternpynq.runtime.overlay_backends import simulated_device
+>>> bundle = random_bundle("tiny", seed=0)
+>>> codes = np.zeros((2, 1, 8, 8), np.int8)
+>>> with Driver(simulated_device("pynq-z2"), "pynq-z2", bundle) as driver:
+...     np.array_equal(driver.run(codes), Network(bundle).run(codes))
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ternpynq.bundle.schema import Bundle, Layer
+from ternpynq.runtime import cycles, stream
+from ternpynq.runtime.boards import Board, load_board
+from ternpynq.runtime.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
+from ternpynq.runtime.network import check_input
+
+WEIGHT_ALIGN = 64  # each layer's stream starts on a burst boundary of the widest port
+MAX_BATCH = 65535  # the kernel's batch register limit (tpq_layer.hpp MAX_BATCH)
+
+
+class OverlayLimitError(ValueError):
+    """A bundle layer does not fit the loaded overlay's on-chip buffers."""
+
+
+@dataclass
+class Step:
+    """One layer as the driver runs it: packed descriptor, weight offset, tensor slots."""
+
+    layer: Layer
+    packed: stream.PackedLayer
+    wgt_offset: int
+    in_slot: int
+    out_slot: int
+    res_slot: int | None
+    cycles: int  # modelled cycles per image (cycles.layer_cycles at batch 1)
+
+
+def check_fits(packed: stream.PackedLayer, board: Board) -> int:
+    """Refuse a layer the overlay cannot hold, naming the limit; returns its modelled cycles."""
+    r, name = packed.regs, packed.name
+    mode = {v: k for k, v in stream.MODE.items()}[r["mode"]]
+    where = f"layer {name!r} does not fit the {board.name} overlay"
+    channels = max(r["in_c"], r["out_c"])
+    if channels > board.max_channels:
+        raise OverlayLimitError(
+            f"{where}: {channels} channels > max_channels = {board.max_channels}"
+        )
+    if mode != "gap" and r["kernel"] > board.max_kernel:
+        raise OverlayLimitError(f"{where}: kernel {r['kernel']} > max_kernel = {board.max_kernel}")
+    if r["trits"] > cycles.T_MAX:
+        raise OverlayLimitError(f"{where}: {r['trits']} trit planes > {cycles.T_MAX}")
+    elems = cycles.rows_needed(r, board, mode) * r["in_w"] * r["in_c"]
+    if elems > board.input_elems:
+        raise OverlayLimitError(
+            f"{where}: its input row window holds {elems} elements > input_elems = "
+            f"{board.input_elems}"
+        )
+    try:
+        return cycles.layer_cycles(packed, board).total
+    except ValueError as exc:  # one filter's record overflows the weight buffer
+        raise OverlayLimitError(f"{where}: {exc} (weight_bytes)") from exc
+
+
+def assign_slots(bundle: Bundle, sizes: dict[str, int]) -> tuple[dict[str, int], list[int]]:
+    """Share buffers between tensors whose lifetimes do not overlap.
+
+    ``sizes`` holds each tensor's bytes per image. Returns tensor -> slot and each slot's bytes
+    per image. A layer's output never shares a slot with its own input or residual.
+    """
+    last_use = {bundle.output: len(bundle.layers)}
+    for i, layer in enumerate(bundle.layers):
+        for name in (layer.input, layer.residual):
+            if name is not None:
+                last_use[name] = max(last_use.get(name, -1), i)
+    slot_of: dict[str, int] = {}
+    slot_bytes: list[int] = []
+    free: list[int] = []
+
+    def take(tensor: str) -> None:
+        slot = free.pop() if free else len(slot_bytes)
+        if slot == len(slot_bytes):
+            slot_bytes.append(0)
+        slot_bytes[slot] = max(slot_bytes[slot], sizes[tensor])
+        slot_of[tensor] = slot
+
+    take("input")
+    for i, layer in enumerate(bundle.layers):
+        take(layer.name)
+        for name in (layer.input, layer.residual, layer.name):
+            if name is not None and last_use.get(name, -1) <= i and slot_of[name] not in free:
+                free.append(slot_of[name])
+    return slot_of, slot_bytes
+
+
+class Driver:
+    """Runs ``bundle`` on ``device``, an overlay built for ``board`` (name or Board)."""
+
+    def __init__(
+        self,
+        device: Device,
+        board: str | Board,
+        bundle: Bundle,
+        *,
+        max_batch: int = 32,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if not 1 <= max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be in [1, {MAX_BATCH}], got {max_batch}")
+        self.device, self.bundle = device, bundle
+        self.board = load_board(board) if isinstance(board, str) else board
+        self.max_batch, self.timeout_s = max_batch, timeout_s
+        self.types = stream.fmap_types(bundle)
+        shapes = {"input": (bundle.input.channels, *bundle.input.size)}
+        shapes.update({layer.name: tuple(layer.out_shape) for layer in bundle.layers})
+        self.shapes = shapes
+        sizes = {name: stream.fmap_bytes(shape, self.types[name]) for name, shape in shapes.items()}
+        self.slot_of, self.slot_bytes = assign_slots(bundle, sizes)
+        self.steps, chunks, offset = [], [], 0
+        for layer in bundle.layers:
+            res_type = self.types[layer.residual] if layer.residual else stream.ELEM_U8
+            packed = stream.pack_layer(layer, self.board.g, self.types[layer.input], res_type)
+            cost = check_fits(packed, self.board)
+            res_slot = self.slot_of[layer.residual] if layer.residual else None
+            slots = (self.slot_of[layer.input], self.slot_of[layer.name], res_slot)
+            self.steps.append(Step(layer, packed, offset, *slots, cost))
+            pad = (-packed.data.size) % WEIGHT_ALIGN
+            chunks += [packed.data, np.zeros(pad, np.uint8)]
+            offset += packed.data.size + pad
+        # to_device, once per bundle: every layer's stream and params in one buffer
+        self.weights = device.allocate(max(offset, WEIGHT_ALIGN))
+        self.weights.write(np.concatenate(chunks) if chunks else np.zeros(0, np.uint8))
+        self.weights.flush()
+        self.capacity = 0
+        self.fmaps: list[Buffer] = []
+
+    @property
+    def model_cycles(self) -> int:
+        """Modelled overlay cycles for one image (sum over layers)."""
+        return sum(step.cycles for step in self.steps)
+
+    def run(self, codes: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) int8 input codes -> (N, K) int32 output codes, bit-exact with emu."""
+        return self.run_all(codes, keep=False)[self.bundle.output]
+
+    def run_all(self, codes: np.ndarray, keep: bool = True) -> dict[str, np.ndarray]:
+        """Every tensor by name (as ``Network.run_all``) when ``keep``; else the output only."""
+        codes = check_input(self.bundle, codes)
+        parts: list[dict[str, np.ndarray]] = []
+        for i in range(0, len(codes), self.max_batch):
+            parts.append(self._run_batch(codes[i : i + self.max_batch], keep))
+        if not parts:
+            k = self.shapes[self.bundle.output]
+            return {self.bundle.output: np.zeros((0, *k), np.int32)}
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _run_batch(self, codes: np.ndarray, keep: bool) -> dict[str, np.ndarray]:
+        n = len(codes)
+        self._reserve(n)
+        # pack_input + to_device: NCHW int8 -> NHWC bytes in the input tensor's buffer
+        data = stream.pack_fmap(codes, self.types["input"])
+        source = self.fmaps[self.slot_of["input"]]
+        source.write(data)
+        source.flush()
+        out = {"input": codes.astype(np.int32)} if keep else {}
+        for step in self.steps:
+            self._execute(step, n)
+            if keep or step.layer.name == self.bundle.output:
+                out[step.layer.name] = self._from_device(step.layer.name, n)
+        return out
+
+    def _execute(self, step: Step, n: int) -> None:
+        """Write one layer's descriptor, start the kernel, wait, check its status."""
+        regs = dict(step.packed.regs, batch=n)
+        regs["wgt_addr"] = self.weights.device_address + step.wgt_offset
+        regs["in_addr"] = self.fmaps[step.in_slot].device_address
+        regs["out_addr"] = self.fmaps[step.out_slot].device_address
+        regs["res_addr"] = 0 if step.res_slot is None else self.fmaps[step.res_slot].device_address
+        for name, value in regs.items():
+            self.device.write(name, value)
+        self.device.start()
+        try:
+            self.device.wait_done(self.timeout_s)
+        except DeviceError as exc:
+            raise DeviceError(f"layer {step.layer.name!r}: {exc}") from exc
+        status = self.device.read("status")
+        if status:
+            names = {v: k for k, v in self.device.regmap.enums["status"].items()}
+            raise DeviceError(
+                f"layer {step.layer.name!r}: the overlay reported "
+                f"{names.get(status, 'unknown status')} ({status})"
+            )
+
+    def _from_device(self, tensor: str, n: int) -> np.ndarray:
+        """from_device + unpack_output: NHWC bytes -> (N, C, H, W) or (N, K) int32 codes."""
+        buffer = self.fmaps[self.slot_of[tensor]]
+        buffer.invalidate()
+        kind, shape = self.types[tensor], (n, *self.shapes[tensor])
+        return stream.unpack_fmap(buffer.array[: stream.fmap_bytes(shape, kind)], shape, kind)
+
+    def _reserve(self, n: int) -> None:
+        """Feature-map buffers for ``n`` images; grown only when a larger batch arrives."""
+        if n <= self.capacity:
+            return
+        for buffer in self.fmaps:
+            buffer.free()
+        self.fmaps = [self.device.allocate(size * n) for size in self.slot_bytes]
+        self.capacity = n
+
+    def close(self) -> None:
+        """Free every buffer and the device."""
+        for buffer in [*self.fmaps, self.weights]:
+            buffer.free()
+        self.fmaps, self.capacity = [], 0
+        self.device.close()
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
