@@ -1,4 +1,4 @@
-"""Time the ``emu`` golden model against torch's float32 CPU forward of the same network.
+"""Time ``emu`` and ``onnx`` against torch's float32 CPU forward of the same network.
 
 ResNet-18 at 224×224 with random ternary weights and ~24% of PE groups pruned; torch runs the
 same layer graph (same shapes, float weights) in one process, side by side, so the ratio is
@@ -15,18 +15,23 @@ import platform
 import time
 
 import numpy as np
+import onnxruntime
 import torch
 import torch.nn.functional as F
 
 from ternpynq.bundle.schema import Bundle, Op
 from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
 
 
 def torch_forward(bundle: Bundle):
     """A float32 torch function running the bundle's graph with its (float) weights."""
-    weights = {l.name: torch.from_numpy(l.weight.astype(np.float32))
-               for l in bundle.layers if l.weight is not None}
+    weights = {
+        layer.name: torch.from_numpy(layer.weight.astype(np.float32))
+        for layer in bundle.layers
+        if layer.weight is not None
+    }
 
     @torch.inference_mode()
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -69,17 +74,30 @@ def main() -> None:
     args = parser.parse_args()
     bundle = random_bundle("resnet18", prune=args.prune, seed=0)
     net, forward = Network(bundle), torch_forward(bundle)
-    print(f"ResNet-18 224x224, {args.prune:.0%} of groups pruned; host {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"numpy {np.__version__}")
-    print(f"{'batch':>5} {'emu ms/img':>11} {'torch ms/img':>13} {'emu/torch':>10}")
+    onnx = backends.create("onnx", bundle)
+    host = platform.processor() or platform.machine()
+    print(
+        f"ResNet-18 224x224, {args.prune:.0%} of groups pruned; {host}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}"
+    )
+    print(
+        f"{'batch':>5} {'emu ms':>8} {'onnx ms':>8} {'torch ms':>9} {'emu/torch':>10} "
+        f"{'onnx/torch':>11} {'emu/onnx':>9}   (per image)"
+    )
     rng = np.random.default_rng(0)
     for n in args.batch:
         codes = rng.integers(-128, 128, (n, 3, 224, 224)).astype(np.int8)
         x = torch.from_numpy(codes.astype(np.float32))
+        same = np.array_equal(net.run(codes), onnx.run(codes))
         t_emu = best_time(lambda codes=codes: net.run(codes), args.repeats) / n
+        t_onnx = best_time(lambda codes=codes: onnx.run(codes), args.repeats) / n
         t_torch = best_time(lambda x=x: forward(x), args.repeats) / n
-        print(f"{n:>5} {t_emu * 1e3:>11.1f} {t_torch * 1e3:>13.1f} {t_emu / t_torch:>9.2f}x")
+        print(
+            f"{n:>5} {t_emu * 1e3:>8.1f} {t_onnx * 1e3:>8.1f} {t_torch * 1e3:>9.1f} "
+            f"{t_emu / t_torch:>9.2f}x {t_onnx / t_torch:>10.2f}x {t_emu / t_onnx:>8.2f}x"
+            f"   emu == onnx: {same}"
+        )
 
 
 if __name__ == "__main__":

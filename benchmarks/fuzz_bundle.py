@@ -21,8 +21,26 @@ import numpy as np
 from ternpynq.bundle import BundleError, from_bytes, to_bytes
 from ternpynq.bundle.synthetic import random_bundle
 
-VALUES = [None, True, 0, -1, 1, 2**31, -(2**63), 1e308, float("nan"), "", "x", [], [1, 2],
-          {}, {"a": 1}, [[-1]], "conv", 0.5]
+VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    1,
+    2**31,
+    -(2**63),
+    1e308,
+    float("nan"),
+    "",
+    "x",
+    [],
+    [1, 2],
+    {},
+    {"a": 1},
+    [[-1]],
+    "conv",
+    0.5,
+]
 
 
 def mutate_bytes(blob: bytes, rng: np.random.Generator) -> bytes:
@@ -77,8 +95,10 @@ def main() -> int:
             print(f"case {i}: unexpected exception; input saved to {path}", file=sys.stderr)
             return 1
     elapsed = time.perf_counter() - start
-    print(f"{args.count} mutated bundles in {elapsed:.1f} s (seed {args.seed}): {outcomes}; "
-          f"no other exception escaped")
+    print(
+        f"{args.count} mutated bundles in {elapsed:.1f} s (seed {args.seed}): {outcomes}; "
+        f"no other exception escaped"
+    )
     return 0
 
 

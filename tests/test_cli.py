@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+
 from ternpynq.bundle.stats import model_stats
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ternpynq.bundle import AccumulatorBoundError, BundleError, from_bytes, load, save, to_bytes
 from ternpynq.bundle.synthetic import random_bundle
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import safetensors.numpy as st_np
+
 from ternpynq.bundle import safetensors_io
 from ternpynq.bundle.errors import BundleError
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ternpynq.bundle.schema import Layer, Op
 from ternpynq.bundle.stats import compression_rate, group_mask, group_view, layer_stats
 

@@ -3,6 +3,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+
 from ternpynq.bundle.schema import InputSpec
 from ternpynq.runtime.classifier import Classifier, softmax
 from ternpynq.runtime.preprocess import MAX_PIXELS, open_image, preprocess, quantize, to_pixels

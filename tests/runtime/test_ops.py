@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ternpynq.bundle.schema import Layer, Op, Requant
 from ternpynq.bundle.stats import group_mask
 from ternpynq.runtime import ops, reference

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ternpynq.runtime.requant import MULT_LIMIT, quantize_multiplier, requantize
 
 

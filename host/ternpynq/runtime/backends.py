@@ -68,6 +68,7 @@ def module_available(module: str) -> bool:
 # Modules that call register() when imported; each stage adds its own line.
 BUILTIN_MODULES = [
     "ternpynq.runtime.emu",
+    "ternpynq.runtime.onnx_backend",
     "ternpynq.runtime.overlay_backends",
 ]
 _loaded = False
