@@ -4,49 +4,45 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import make_case, run_csim, unpack_output
+from harness import DDR_BASE, run_csim
 
 from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.csim_vectors import network_cases
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.stream import fmap_types
 
 
 def _network_cases(arch: str, board, seed: int, batch: int = 2, g: int = 16, prune: float = 0.25):
     bundle = random_bundle(arch, g=g, prune=prune, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (batch, bundle.input.channels, *bundle.input.size)).astype(np.int8)
-    tensors = Network(bundle).run_all(x)
-    types = fmap_types(bundle)
-    for layer in bundle.layers:
-        res = tensors[layer.residual] if layer.residual else None
-        yield make_case(bundle, layer, tensors[layer.input], res, types, board), tensors[layer.name]
+    golden = Network(bundle).run_all(x)
+    for case in network_cases(bundle, x, board):
+        assert np.array_equal(case.expected, golden[case.name])  # vectors come from Network
+        yield case
 
 
 @pytest.mark.parametrize("arch,seed", [("tiny", 0), ("tiny", 7), ("resnet20", 1)])
 def test_every_layer_matches_golden_model(any_board, arch, seed):
-    for case, golden in _network_cases(arch, any_board, seed):
+    for case in _network_cases(arch, any_board, seed):
         status, cycles, out = run_csim(case, any_board)
         assert status == 0, case.name
-        assert np.array_equal(unpack_output(case, out), golden), case.name
+        assert np.array_equal(case.decode(out), case.expected), case.name
         assert cycles == case.cycles, case.name  # the Python cycle model, exactly
 
 
 def test_fully_pruned_and_dense_layers(small_board):
     for prune in (0.0, 1.0):
-        for case, golden in _network_cases("tiny", small_board, seed=3, prune=prune, g=8):
+        for case in _network_cases("tiny", small_board, seed=3, prune=prune, g=8):
             status, cycles, out = run_csim(case, small_board)
             assert status == 0 and cycles == case.cycles, case.name
-            assert np.array_equal(unpack_output(case, out), golden), case.name
+            assert np.array_equal(case.decode(out), case.expected), case.name
 
 
 def _first_conv(board):
-    case, _ = next(_network_cases("tiny", board, seed=0))
-    return case
+    return next(_network_cases("tiny", board, seed=0))
 
 
 def test_bad_address_is_reported_not_crashed(small_board):
-    from harness import DDR_BASE
-
     from ternpynq.runtime.csim_build import load_kernel
     from ternpynq.runtime.regmap import load_regmap
 
@@ -81,12 +77,12 @@ def test_bad_descriptor_and_stream(small_board):
         ("lo", 300),
     ]:
         bad = dict(case.regs, **{field: value})
-        status, _, _ = run_csim(type(case)(**{**case.__dict__, "regs": bad}), small_board)
+        status, _, _ = run_csim(case.with_(regs=bad), small_board)
         assert status == codes["bad_descriptor"], field
     wgt = case.wgt.copy()
     wgt[0] = 0xFF  # n_kept beyond the group count
-    status, _, _ = run_csim(type(case)(**{**case.__dict__, "wgt": wgt}), small_board)
+    status, _, _ = run_csim(case.with_(wgt=wgt), small_board)
     assert status == codes["bad_stream"]
     big = dict(case.regs, in_c=10_000)
-    status, _, _ = run_csim(type(case)(**{**case.__dict__, "regs": big}), small_board)
+    status, _, _ = run_csim(case.with_(regs=big), small_board)
     assert status == codes["too_large"]

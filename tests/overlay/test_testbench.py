@@ -6,12 +6,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from harness import make_case, write_vectors
 
 from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime.csim_build import build_testbench
-from ternpynq.runtime.network import Network
-from ternpynq.runtime.stream import fmap_types
+from ternpynq.runtime.csim_vectors import network_cases, write_vectors
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +19,7 @@ def cases(small_board):
     for arch, seed in (("tiny", 0), ("resnet20", 2)):
         bundle = random_bundle(arch, g=16, seed=seed, size=12 if arch == "resnet20" else None)
         x = np.random.default_rng(seed).integers(-128, 128, (2, 1, *bundle.input.size))
-        tensors = Network(bundle).run_all(x.astype(np.int8))
-        types = fmap_types(bundle)
-        for layer in bundle.layers:
-            res = tensors[layer.residual] if layer.residual else None
-            out.append(make_case(bundle, layer, tensors[layer.input], res, types, small_board))
+        out += network_cases(bundle, x.astype(np.int8), small_board)
     return out
 
 
@@ -47,10 +41,8 @@ def test_testbench_passes_golden_vectors(small_board, cases, tmp_path, sanitize)
 def test_testbench_fails_on_a_wrong_byte_or_cycle_count(small_board, cases, tmp_path):
     exe = build_testbench(small_board)
     wrong = cases[0]
-    wrong_bytes = type(wrong)(
-        **{**wrong.__dict__, "expected_bytes": wrong.expected_bytes ^ np.uint8(1)}
-    )
-    wrong_cycles = type(wrong)(**{**wrong.__dict__, "cycles": wrong.cycles + 1})
+    wrong_bytes = wrong.with_(expected_bytes=wrong.expected_bytes ^ np.uint8(1))
+    wrong_cycles = wrong.with_(cycles=wrong.cycles + 1)
     for case in (wrong_bytes, wrong_cycles):
         write_vectors([cases[1], case], tmp_path / "bad.bin")
         proc = _run(exe, tmp_path / "bad.bin")
@@ -60,7 +52,7 @@ def test_testbench_fails_on_a_wrong_byte_or_cycle_count(small_board, cases, tmp_
 def test_sanitizer_build_catches_an_overrun(small_board, cases, tmp_path):
     """Proves the ASan build is live: an input one byte short must be reported, not read."""
     exe = build_testbench(small_board, sanitize=True)
-    short = type(cases[0])(**{**cases[0].__dict__, "fin": cases[0].fin[:-1]})
+    short = cases[0].with_(fin=cases[0].fin[:-1])
     write_vectors([short], tmp_path / "short.bin")
     proc = _run(exe, tmp_path / "short.bin")
     assert proc.returncode != 0

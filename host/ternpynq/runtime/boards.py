@@ -17,7 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OVERLAY_ENV = "TERNPYNQ_OVERLAY"  # points at an overlay/ checkout when the package is installed
+# Where overlay/ lives when the package is installed outside this checkout.
+OVERLAY_ENV = "TERNPYNQ_OVERLAY"
+BITSTREAM_ENV = "TERNPYNQ_BITSTREAMS"  # a bitstreams/ folder elsewhere (e.g. on a board)
+# What the Vivado flow writes into bitstreams/<board>/ and the pynq backend looks for.
+BITSTREAM_FILES = {"bit": "ternpynq.bit", "hwh": "ternpynq.hwh", "manifest": "ternpynq.json"}
 PS_KINDS = ("zynq7", "zynq_ultra_ps_e")
 
 
@@ -44,6 +48,7 @@ class Board:
     capacity: dict = field(default_factory=dict)  # lut, ff, bram36, uram, dsp of the part
     arm: dict = field(default_factory=dict)  # host-side cost assumptions (cycles.py)
     description: str = ""
+    board_part: str = ""  # Vivado board-file part (PS presets: DDR, MIO), if installed
 
     @property
     def lanes(self) -> int:
@@ -120,6 +125,7 @@ def load_board(name_or_path: str | os.PathLike) -> Board:
         capacity=dict(data.get("capacity", {})),
         arm=dict(data.get("arm", {})),
         description=str(data.get("description", "")),
+        board_part=str(data.get("board_part", "")),
     )
     if board.ps not in PS_KINDS:
         raise BoardError(f"{where}: ps must be one of {PS_KINDS}, got {board.ps!r}")
@@ -151,20 +157,61 @@ def config_header(board: Board) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bitstream_paths(board: str) -> dict[str, Path]:
+    """Paths of the .bit, .hwh and manifest for ``board`` ($TERNPYNQ_BITSTREAMS or repo's)."""
+    env = os.environ.get(BITSTREAM_ENV)
+    root = Path(env) if env else Path(__file__).resolve().parents[3] / "bitstreams"
+    return {kind: root / board / name for kind, name in BITSTREAM_FILES.items()}
+
+
+def manifest_expectation(board: Board) -> dict:
+    """Manifest fields a bitstream must carry to be driven by this runtime for ``board``."""
+    from ternpynq.runtime.regmap import load_regmap  # regmap imports this module
+
+    rm = load_regmap()
+    return {
+        "board": board.name,
+        "P": board.P,
+        "g": board.g,
+        "regmap_sha256": rm.sha256,
+        "vlnv": rm.vlnv,
+    }
+
+
+def tcl_vars(board: Board) -> str:
+    """board.tcl: the board file and register-map facts the Vitis/Vivado scripts source."""
+    facts = {
+        "board": board.name, "part": board.part, "board_part": board.board_part, "ps": board.ps,
+        "clock_mhz": f"{board.clock_mhz:g}", "P": board.P, "g": board.g, "axi_bits": board.axi_bits,
+        "ports": " ".join(board.ports),
+    }  # fmt: skip
+    facts.update({k: v for k, v in manifest_expectation(board).items() if k not in facts})
+    return "".join(f"set tpq_{key} {{{value}}}\n" for key, value in facts.items())
+
+
+def generate(board: Board, out_dir: Path) -> list[Path]:
+    """Write tpq_config.h, tpq_regs.h and board.tcl for the HLS/Vivado build into ``out_dir``."""
+    from ternpynq.runtime.regmap import load_regmap, regs_header
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "tpq_config.h": config_header(board),
+        "tpq_regs.h": regs_header(load_regmap()),
+        "board.tcl": tcl_vars(board),
+    }
+    for name, text in files.items():
+        (out_dir / name).write_text(text)
+    return [out_dir / name for name in files]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ternpynq.runtime.boards header BOARD`` prints the config header (Makefile)."""
+    """``python -m ternpynq.runtime.boards gen BOARD DIR`` writes the generated build inputs."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] not in ("header", "get"):
-        print(
-            "usage: python -m ternpynq.runtime.boards header BOARD | get BOARD.FIELD",
-            file=sys.stderr,
-        )
+    if len(args) != 3 or args[0] != "gen":
+        print("usage: python -m ternpynq.runtime.boards gen BOARD OUT_DIR", file=sys.stderr)
         return 2
-    if args[0] == "header":
-        print(config_header(load_board(args[1])), end="")
-    else:  # get pynq-z2.part: one value for Tcl/Makefile scripts
-        name, _, key = args[1].partition(".")
-        print(getattr(load_board(name), key))
+    for path in generate(load_board(args[1]), Path(args[2])):
+        print(path)
     return 0
 
 
