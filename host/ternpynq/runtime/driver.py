@@ -196,7 +196,7 @@ class Driver:
         try:
             self.device.wait_done(self.timeout_s)
         except DeviceError as exc:
-            raise DeviceError(f"layer {step.layer.name!r}: {exc}") from exc
+            raise type(exc)(f"layer {step.layer.name!r}: {exc}") from exc
         status = self.device.read("status")
         if status:
             names = {v: k for k, v in self.device.regmap.enums["status"].items()}

@@ -1,0 +1,101 @@
+"""The overlay driver on the csim device: exactness, batching, buffer reuse, limits, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.boards import load_board
+from ternpynq.runtime.device import DeviceError, DeviceTimeout
+from ternpynq.runtime.driver import Driver, OverlayLimitError, assign_slots
+from ternpynq.runtime.network import Network
+from ternpynq.runtime.overlay_backends import simulated_device
+from ternpynq.runtime.stream import fmap_bytes, fmap_types
+
+
+def codes_for(bundle, n, seed=0):
+    c, (h, w) = bundle.input.channels, bundle.input.size
+    return np.random.default_rng(seed).integers(-128, 128, (n, c, h, w)).astype(np.int8)
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return random_bundle("resnet20", prune=0.4, seed=3)
+
+
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104"])
+def test_every_tensor_matches_the_golden_model(resnet20, board):
+    x = codes_for(resnet20, 3)
+    with Driver(simulated_device(board), board, resnet20) as driver:
+        got = driver.run_all(x)
+    want = Network(resnet20).run_all(x)
+    assert got.keys() == want.keys()
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+
+
+def test_batches_split_and_buffers_are_reused():
+    bundle = random_bundle("tiny", seed=5)
+    device = simulated_device()
+    driver = Driver(device, "pynq-z2", bundle, max_batch=3)
+    x = codes_for(bundle, 7)
+    assert np.array_equal(driver.run(x), Network(bundle).run(x))
+    assert device.starts == 3 * len(bundle.layers)  # batches of 3, 3, 1: one start per layer
+    buffers, in_use = list(driver.fmaps), device.allocated_bytes
+    assert np.array_equal(driver.run(x[:2]), Network(bundle).run(x[:2]))
+    assert driver.fmaps == buffers and device.allocated_bytes == in_use  # nothing reallocated
+    assert driver.run(x[:0]).shape == (0, 10)
+    driver.close()
+    assert device.allocated_bytes == 0
+
+
+def test_slots_never_alias_a_layers_own_operands(resnet20):
+    types = fmap_types(resnet20)
+    shapes = {"input": (1, 28, 28), **{la.name: la.out_shape for la in resnet20.layers}}
+    sizes = {name: fmap_bytes(shape, types[name]) for name, shape in shapes.items()}
+    slot_of, slot_bytes = assign_slots(resnet20, sizes)
+    assert len(slot_bytes) <= 4  # 22 tensors share a handful of buffers
+    for layer in resnet20.layers:
+        operands = {layer.input, layer.residual} - {None}
+        assert slot_of[layer.name] not in {slot_of[t] for t in operands}
+        assert all(slot_bytes[slot_of[t]] >= sizes[t] for t in operands | {layer.name})
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    bundle = random_bundle("tiny")
+    driver = Driver(simulated_device(), "pynq-z2", bundle)
+    with driver, pytest.raises(ValueError, match=r"expected input codes of shape \(N, 1, 8, 8\)"):
+        driver.run(np.zeros((2, 1, 9, 8), np.int8))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_channels", 12, "16 channels > max_channels = 12"),
+        ("max_kernel", 1, "kernel 3 > max_kernel = 1"),
+        ("input_elems", 20, "> input_elems = 20"),
+        ("weight_bytes", 16, r"weight_bytes"),
+    ],
+)
+def test_a_layer_beyond_the_overlay_buffers_is_refused_naming_the_limit(field, value, message):
+    board = dataclasses.replace(load_board("pynq-z2"), **{field: value})
+    device = simulated_device()
+    with pytest.raises(OverlayLimitError, match=f"does not fit the pynq-z2 overlay: .*{message}"):
+        Driver(device, board, random_bundle("tiny"))
+
+
+@pytest.mark.parametrize("fault", ["hang", "bad_address"])
+def test_a_faulting_layer_is_named_and_the_next_call_works(fault):
+    bundle = random_bundle("tiny", seed=2)
+    device = simulated_device()
+    x = codes_for(bundle, 2)
+    with Driver(device, "pynq-z2", bundle, timeout_s=0.3) as driver:
+        device.inject(fault)
+        expected = DeviceTimeout if fault == "hang" else DeviceError
+        message = "did not finish within 0.3 s" if fault == "hang" else r"bad_address \(4\)"
+        with pytest.raises(expected, match=f"layer 'conv1': .*{message}"):
+            driver.run(x)
+        assert np.array_equal(driver.run(x), Network(bundle).run(x))
