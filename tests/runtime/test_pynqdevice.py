@@ -2,13 +2,15 @@
 off-board). The stand-in covers only the documented calls PynqDevice makes: Overlay (ip_dict,
 attribute access, download), DefaultIP with bindto, allocate buffers.
 
-Every call is appended to ``calls`` so a test can assert what the device did. The IP behind the
-register block is a Python callable ``on_start(regs, memory)``, where ``memory`` maps a device
-address to the buffer that holds it.
+Every call is appended to ``calls`` so a test can assert what the device did. Buffers are carved
+from one DDR array; the IP behind the register block is a kernel with the csim ABI,
+``on_start(regs u32, ddr, ddr_base) -> (status, cycles)``, so the real csim kernel can stand in
+for the FPGA fabric and the whole pynq backend runs here.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import sys
 import types
@@ -16,20 +18,34 @@ import types
 import numpy as np
 import pytest
 
+from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime import backends
+from ternpynq.runtime.boards import (
+    BITSTREAM_ENV,
+    bitstream_paths,
+    load_board,
+    manifest_expectation,
+)
+from ternpynq.runtime.csim_build import load_kernel
 from ternpynq.runtime.device import DeviceTimeout
+from ternpynq.runtime.network import Network
+from ternpynq.runtime.overlay_backends import BOARD_ENV, pynq_available
 from ternpynq.runtime.pynqdevice import BitstreamError, PynqDevice, check_manifest, read_manifest
 from ternpynq.runtime.regmap import load_regmap
 
 RM = load_regmap()
 VLNV = RM.vlnv
 IN, COUNT, CTRL = RM["in_addr"].offset, RM["in_c"].offset, RM["CTRL"].offset
+STATUS = RM["status"].offset
+DDR_BASE = 0x1800_0000
 START, DONE, IDLE = (1 << RM.ctrl_bits[k] for k in ("ap_start", "ap_done", "ap_idle"))
 
 
-def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0"):
+def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0", ddr_bytes: int = 16 << 20):
     calls: list[tuple] = []
     drivers: list[type] = []
-    buffers: list[np.ndarray] = []
+    ddr = np.zeros(ddr_bytes, np.uint8)
+    top = [0]  # bump allocator over ddr
 
     class DefaultIP:
         bindto: list[str] = []
@@ -55,7 +71,11 @@ def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0"):
             calls.append(("write", offset, value))
             if offset == CTRL and value & START:
                 if on_start is not None:
-                    on_start(self.words, {int(b.device_address): b for b in buffers})
+                    regs = np.zeros(RM.words, np.uint32)
+                    for word_offset, word in self.words.items():
+                        regs[word_offset // 4] = word
+                    status, _ = on_start(regs, ddr, DDR_BASE)
+                    self.words[STATUS] = status
                     self.done = True
                 return
             self.words[offset] = value
@@ -90,14 +110,16 @@ def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0"):
 
     def allocate(shape, dtype):
         calls.append(("allocate", shape, np.dtype(dtype).str))
-        buf = np.zeros(shape, dtype).view(PynqBuffer)
-        buf.device_address = 0x1800_0000 + 0x10_0000 * len(buffers)
-        buffers.append(buf)
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        start, top[0] = top[0], top[0] + -(-nbytes // 4096) * 4096
+        buf = ddr[start : start + nbytes].view(dtype).reshape(shape).view(PynqBuffer)
+        buf.device_address = DDR_BASE + start
         return buf
 
     module = types.ModuleType("pynq")
+    module.__spec__ = importlib.machinery.ModuleSpec("pynq", None)  # for find_spec probes
     module.Overlay, module.DefaultIP, module.allocate = Overlay, DefaultIP, allocate
-    module.calls, module.drivers, module.buffers = calls, drivers, buffers
+    module.calls, module.drivers, module.ddr = calls, drivers, ddr
     return module
 
 
@@ -119,9 +141,10 @@ def install(monkeypatch, module):
 def test_device_binds_by_vlnv_and_speaks_documented_calls(monkeypatch, bitstream):
     seen = []
 
-    def on_start(words, memory):
-        address = words[IN] | words[IN + 4] << 32
-        seen.append(memory[address][: words[COUNT]].copy())
+    def on_start(regs, ddr, base):
+        address = int(regs[IN // 4]) | int(regs[IN // 4 + 1]) << 32
+        seen.append(ddr[address - base :][: regs[COUNT // 4]].copy())
+        return 0, 1
 
     pynq = make_pynq(VLNV, on_start)
     install(monkeypatch, pynq)
@@ -181,3 +204,54 @@ def test_manifest_mismatch_names_every_field(tmp_path):
         check_manifest(manifest, {"board": "zcu104", "regmap_hash": "def"}, str(path))
     with pytest.raises(BitstreamError, match="no bitstream manifest"):
         read_manifest(tmp_path / "missing.json")
+
+
+# -- the pynq backend end to end: driver + PynqDevice + stand-in pynq + csim as the fabric ---
+@pytest.fixture
+def board_folder(tmp_path, monkeypatch):
+    """A bitstreams/ tree for pynq-z2 with a manifest this runtime accepts."""
+    monkeypatch.setenv(BITSTREAM_ENV, str(tmp_path))
+    monkeypatch.setenv(BOARD_ENV, "pynq-z2")
+    paths = bitstream_paths("pynq-z2")
+    paths["bit"].parent.mkdir(parents=True)
+    paths["bit"].write_bytes(b"stand-in")
+    paths["hwh"].write_text("<hwh/>")
+    manifest = dict(manifest_expectation(load_board("pynq-z2")), source_revision="test")
+    paths["manifest"].write_text(json.dumps(manifest))
+    return paths
+
+
+def test_pynq_backend_is_bit_exact_and_chosen_by_auto(monkeypatch, board_folder):
+    pynq = make_pynq(VLNV, on_start=load_kernel("pynq-z2").start)
+    install(monkeypatch, pynq)
+    assert pynq_available() and backends.resolve("auto") == "pynq"
+    bundle = random_bundle("tiny", seed=4)
+    x = np.random.default_rng(0).integers(-128, 128, (5, 1, 8, 8)).astype(np.int8)
+    backend = backends.create("auto", bundle, max_batch=2)
+    assert backend.name == "pynq" and backend.board == "pynq-z2"
+    assert np.array_equal(backend.run(x), Network(bundle).run(x))
+    flushed = [c for c in pynq.calls if c[0] == "flush"]
+    assert len(flushed) == 1 + 3  # the weights once, then the input of each batch (2, 2, 1)
+    assert sum(c[0] == "invalidate" for c in pynq.calls) == 3  # the output of each batch
+    backend.close()
+    assert sum(c[0] == "freebuffer" for c in pynq.calls) == 1 + len(backend.driver.slot_bytes)
+
+
+def test_pynq_backend_refuses_a_mismatched_manifest(monkeypatch, board_folder):
+    install(monkeypatch, make_pynq(VLNV))
+    manifest = json.loads(board_folder["manifest"].read_text())
+    board_folder["manifest"].write_text(json.dumps(dict(manifest, g=16, regmap_sha256="0" * 64)))
+    with pytest.raises(BitstreamError, match="g is 16, the runtime expects 64; regmap_sha256"):
+        backends.create("pynq", random_bundle("tiny"))
+
+
+def test_pynq_backend_without_a_bitstream_or_board(monkeypatch, board_folder):
+    install(monkeypatch, make_pynq(VLNV))
+    board_folder["manifest"].unlink()
+    assert not pynq_available() and backends.resolve("auto") != "pynq"
+    with pytest.raises(BitstreamError, match="no bitstream manifest at .*ternpynq.json"):
+        backends.create("pynq", random_bundle("tiny"))
+    monkeypatch.setenv(BOARD_ENV, "not-a-board")
+    monkeypatch.delenv("BOARD", raising=False)
+    with pytest.raises(BitstreamError, match="cannot tell which board this is"):
+        backends.create("pynq", random_bundle("tiny"))

@@ -1,21 +1,27 @@
 """The ``csim`` and ``pynq`` backends: the overlay driver on a simulated or a real device.
 
 Both are the same ``Driver``; only the device differs. ``csim`` runs the overlay's HLS C++
-(compiled with g++ on first use) behind a ``SimulatedDevice``, anywhere. ``pynq`` loads
-``bitstreams/<board>/ternpynq.bit`` on a PYNQ board, after checking its manifest against this
-runtime. Registering them imports neither pynq nor the compiler.
+(compiled with g++ on first use) behind a ``SimulatedDevice``, anywhere. ``pynq`` loads the
+board's bitstream (``boards.bitstream_paths``) on a PYNQ board, after checking its manifest
+against this runtime (``boards.manifest_expectation``). Registering them imports neither
+pynq nor the compiler.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle
 from ternpynq.runtime import backends
-from ternpynq.runtime.boards import BoardError, board_names, load_board
+from ternpynq.runtime.boards import (
+    BoardError,
+    bitstream_paths,
+    board_names,
+    load_board,
+    manifest_expectation,
+)
 from ternpynq.runtime.device import Device
 from ternpynq.runtime.driver import Driver
 from ternpynq.runtime.regmap import load_regmap
@@ -23,8 +29,6 @@ from ternpynq.runtime.regmap import load_regmap
 DEFAULT_CSIM_BOARD = "pynq-z2"
 CSIM_TIMEOUT_S = 600.0  # a software kernel on a large layer is slow, but never unbounded
 BOARD_ENV = "TERNPYNQ_BOARD"  # overrides PYNQ's own BOARD variable
-BITSTREAMS_ENV = "TERNPYNQ_BITSTREAMS"
-BITSTREAM_NAME, MANIFEST_NAME = "ternpynq.bit", "manifest.json"
 
 
 class OverlayBackend:
@@ -85,32 +89,14 @@ def detect_board() -> str | None:
     return name.lower() if name.lower() in known else None
 
 
-def bitstream_dir(board: str) -> Path:
-    """Where ``board``'s bitstream, .hwh and manifest live ($TERNPYNQ_BITSTREAMS/<board>)."""
-    root = os.environ.get(BITSTREAMS_ENV)
-    base = Path(root) if root else Path(__file__).resolve().parents[3] / "bitstreams"
-    return base / board
-
-
-def expected_manifest(board: str) -> dict:
-    """The manifest fields a bitstream must carry to work with this runtime."""
-    b = load_board(board)
-    return {
-        "board": b.name,
-        "geometry": {"P": b.P, "g": b.g},
-        "regmap_sha256": load_regmap().sha256,
-    }
-
-
 def pynq_available() -> bool:
-    """Cheap probe for ``auto``: pynq installed and a bitstream for the detected board; never
-    imports pynq."""
+    """Cheap probe for ``auto``: pynq installed and a bitstream with its manifest for the
+    detected board; never imports pynq."""
     board = detect_board()
-    return (
-        board is not None
-        and backends.module_available("pynq")
-        and (bitstream_dir(board) / BITSTREAM_NAME).is_file()
-    )
+    if board is None or not backends.module_available("pynq"):
+        return False
+    paths = bitstream_paths(board)
+    return paths["bit"].is_file() and paths["manifest"].is_file()
 
 
 def create_pynq(
@@ -132,10 +118,10 @@ def create_pynq(
         raise BitstreamError(
             f"cannot tell which board this is: set {BOARD_ENV} to one of {', '.join(board_names())}"
         )
-    folder = bitstream_dir(board)
-    manifest_path = folder / MANIFEST_NAME
-    check_manifest(read_manifest(manifest_path), expected_manifest(board), str(manifest_path))
-    device = PynqDevice(folder / BITSTREAM_NAME, load_regmap())
+    paths = bitstream_paths(board)
+    manifest = read_manifest(paths["manifest"])
+    check_manifest(manifest, manifest_expectation(load_board(board)), str(paths["manifest"]))
+    device = PynqDevice(paths["bit"], load_regmap())
     try:
         driver = Driver(device, board, bundle, max_batch=max_batch, timeout_s=timeout_s)
     except BaseException:
