@@ -40,7 +40,10 @@ proc unknown {args} {
     global tpq_log
     puts $tpq_log $args
     switch -- [lindex $args 0] {
-        get_ipdefs { regexp {NAME == (\S+)} [lindex $args end] -> name; return "xilinx.com:ip:$name:9.9" }
+        get_ipdefs {
+            regexp {NAME == (\S+)} [lindex $args end] -> name
+            return "xilinx.com:ip:$name:9.9"
+        }
         get_property { return 100% }
         version { return 2099.1 }
         default { return "" }
