@@ -69,3 +69,22 @@ def test_csim_backend_on_resnet20_with_extreme_inputs():
         assert np.array_equal(backend.run(x), Network(bundle).run(x))
     finally:
         backend.close()
+
+
+def test_classify_cli_runs_on_csim(tmp_path, capsys):
+    from PIL import Image
+
+    from ternpynq.bundle.io import save
+    from ternpynq.cli import main
+
+    path = save(random_bundle("resnet20", seed=6), tmp_path / "model.tpq")
+    image = tmp_path / "shirt.png"
+    Image.fromarray(np.arange(784, dtype=np.uint16).reshape(28, 28).astype(np.uint8)).save(image)
+    outputs = {}
+    for backend in ("csim", "emu"):
+        assert (
+            main(["classify", str(image), "--model", str(path), "--backend", backend, "--json"])
+            == 0
+        )
+        outputs[backend] = capsys.readouterr().out.replace('"backend": "emu"', '"backend": "csim"')
+    assert outputs["csim"] == outputs["emu"]  # same labels and probabilities, bit-exact logits

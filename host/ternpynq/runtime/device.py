@@ -18,11 +18,14 @@ from ternpynq.runtime.regmap import RegisterInfo, RegisterMap
 DEFAULT_TIMEOUT_S = 10.0
 
 
-class DeviceError(RuntimeError):
-    """The overlay or its simulated stand-in failed; the message says what to do."""
+class DeviceError(OSError):
+    """The overlay or its simulated stand-in failed; the message says what to do.
+
+    An OSError, as any failed I/O with a device, so the CLI reports it as one line.
+    """
 
 
-class DeviceTimeout(DeviceError):
+class DeviceTimeout(DeviceError, TimeoutError):
     """The kernel did not raise ap_done within the timeout."""
 
 
