@@ -147,6 +147,7 @@ class Driver:
         self.weights.flush()
         self.capacity = 0
         self.fmaps: list[Buffer] = []
+        self._written: dict[str, int] = {}  # register values the device holds now
 
     @property
     def model_cycles(self) -> int:
@@ -191,11 +192,16 @@ class Driver:
         regs["out_addr"] = self.fmaps[step.out_slot].device_address
         regs["res_addr"] = 0 if step.res_slot is None else self.fmaps[step.res_slot].device_address
         for name, value in regs.items():
-            self.device.write(name, value)
+            # AXI-Lite registers keep their value, so only what changed since the last
+            # layer is written: on a board each write is an uncached MMIO store.
+            if self._written.get(name) != value:
+                self.device.write(name, value)
+                self._written[name] = value
         self.device.start()
         try:
             self.device.wait_done(self.timeout_s)
         except DeviceError as exc:
+            self._written.clear()  # a reset (bitstream reload) clears the registers
             raise type(exc)(f"layer {step.layer.name!r}: {exc}") from exc
         status = self.device.read("status")
         if status:

@@ -2,7 +2,8 @@
 
 Off-board, this stands where the FPGA would: the driver writes descriptor registers by name,
 allocates buffers with device addresses in one DDR byte array, and writing ap_start runs the
-kernel (the overlay's HLS sources compiled with g++, ``csim_build``) on a worker thread. When
+kernel (the overlay's HLS sources compiled with g++, ``csim_build``) on a worker thread, which
+the kernel's ctypes call leaves free to run while the host polls. When
 it returns, its status goes to the ``status`` register and ap_done is raised, as the HLS
 block does. The host's view of a buffer is a separate copy that only ``flush``/``invalidate``
 synchronise, as on a Zynq without coherent ports, so a driver that forgets one fails here
@@ -14,6 +15,7 @@ Fault injection for tests: ``inject("hang")`` makes the next start never finish;
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 
@@ -81,6 +83,7 @@ class SimulatedDevice(Device):
         self._busy = self._done = False
         self._error: BaseException | None = None
         self._faults: list[str] = []
+        self._jobs: queue.SimpleQueue | None = None  # the worker thread's queue, started lazily
         self.starts = 0
         self.cycles: list[int] = []  # modelled cycles of every completed start, in order
 
@@ -128,7 +131,14 @@ class SimulatedDevice(Device):
             reg = self.register("in_addr")
             beyond = self.ddr_base + self.ddr.size + 0x1000
             regs[reg.offset // 4], regs[reg.offset // 4 + 1] = beyond & 0xFFFFFFFF, beyond >> 32
-        threading.Thread(target=self._run, args=(regs, generation), daemon=True).start()
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(self._jobs,), daemon=True).start()
+        self._jobs.put((regs, generation))
+
+    def _serve(self, jobs: queue.SimpleQueue) -> None:
+        while (job := jobs.get()) is not None:
+            self._run(*job)
 
     def _run(self, regs: np.ndarray, generation: int) -> None:
         status, cycles, error = 0, 0, None
@@ -149,10 +159,16 @@ class SimulatedDevice(Device):
             self._words[self.register("status_ctrl").offset // 4] = 1  # status_ap_vld
 
     def reset(self) -> None:
+        """Abandon a running start and clear the registers, as reprogramming the PL does."""
         with self._lock:
+            self._words[:] = 0
             self._generation += 1
             self._busy = self._done = False
             self._error = None
+        if self._jobs is not None:
+            # A stuck run keeps its thread; the next start gets a fresh worker.
+            self._jobs.put(None)
+            self._jobs = None
 
     def close(self) -> None:
         self.reset()
