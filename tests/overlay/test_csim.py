@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import DDR_BASE, run_csim
+from harness import DDR_BASE, place, run_csim
 
 from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime.csim_vectors import network_cases
@@ -47,10 +47,8 @@ def test_bad_address_is_reported_not_crashed(small_board):
     from ternpynq.runtime.regmap import load_regmap
 
     case = _first_conv(small_board)
-    ddr = np.zeros(1 << 16, np.uint8)
-    good = dict(
-        case.regs, wgt_addr=DDR_BASE, in_addr=DDR_BASE + 8192, out_addr=DDR_BASE + 16384, res_addr=0
-    )
+    ddr, (w, i, o) = place([case.wgt, case.fin, np.zeros(case.expected_bytes.size, np.uint8)])
+    good = dict(case.regs, wgt_addr=w, in_addr=i, out_addr=o, res_addr=0)
     kernel, rm = load_kernel(small_board), load_regmap()
     assert kernel.start(rm.pack(good), ddr, DDR_BASE)[0] == 0
     for reg, addr in [

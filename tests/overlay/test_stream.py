@@ -16,10 +16,13 @@ from ternpynq.runtime.stream import (
     ELEM_U8,
     StreamError,
     elem_type,
+    group_words,
     kept_groups,
     pack_fmap,
     pack_params,
     pack_weights,
+    plan_tiles,
+    tile_size,
     unpack_fmap,
     unpack_params,
     unpack_weights,
@@ -43,45 +46,69 @@ def _weights(rng, shape, trits, prune_g):
     g=st.sampled_from([4, 8, 16, 64]),
     linear=st.booleans(),
     seed=st.integers(0, 2**16),
+    tile=st.sampled_from([None, 4096]),
 )
-def test_weight_stream_round_trip(cout, cin, k, trits, g, linear, seed):
+def test_weight_stream_round_trip(cout, cin, k, trits, g, linear, seed, tile):
     rng = np.random.default_rng(seed)
     shape = (cout, cin) if linear else (cout, cin, k, k)
     w = _weights(rng, shape, trits, prune_g=max(1, g // 2))
-    stream = pack_weights(w, trits, g)
+    stream = pack_weights(w, trits, g, tile_bytes=tile)
     assert stream.size % 64 == 0
     assert np.array_equal(unpack_weights(stream, shape, trits, g), w)
 
 
 def test_empty_groups_take_no_lane_words():
     w = np.zeros((2, 32, 3, 3), np.int16)
-    w[0, 5, 1, 1] = 1  # filter 0: only group 0 of g=16 is non-empty; filter 1: none
+    w[0, 5, 1, 1] = 1  # filter 0 keeps only group 0 (g = 16); filter 1 keeps nothing
     assert kept_groups(w, 16).tolist() == [[True, False], [False, False]]
     stream = pack_weights(w, 1, 16)
-    # filter 0: 4-byte header + 9 lane words of 4 bytes; filter 1: 4-byte header
-    assert stream[:2].tolist() == [1, 0] and stream[40:42].tolist() == [0, 0]
-    assert not stream[44:].any()
+    assert stream[:4].tolist() == [2, 0, 1, 0]  # tile: 2 filters, 1 listed group
+    assert stream[4:10].tolist() == [0, 0, 1, 0, 0, 0]  # group 0, 1 keeper: filter 0
+    # 9 lane words of 4 bytes follow the 8-byte group header; the centre tap (word 4) holds
+    # channel 5 = lane 5 = bits 2-3 of byte 1, code 01
+    assert stream[12 + 4 * 4 + 1] == 0b01 << 2 and np.count_nonzero(stream) == 4
+    assert stream.size == 64 and not stream[48:].any()
 
 
 def test_small_groups_pack_several_kernel_positions_per_lane_word():
     w = np.ones((1, 3, 7, 7), np.int16)  # a first conv: 3 channels x 49 positions = 147 elements
     stream = pack_weights(w, 1, 64)
     assert np.array_equal(unpack_weights(stream, w.shape, 1, 64), w)
-    header, words = 16, -(-147 // 64)  # 3 lane words instead of 49
-    assert stream[header : header + words * 16].any() and not stream[header + words * 16 :].any()
+    words = -(-147 // 64)  # 3 lane words instead of 49
+    assert stream[32 : 32 + words * 16].any() and not stream[32 + words * 16 :].any()
+
+
+def test_tiles_split_at_the_weight_buffer_and_round_trip():
+    rng = np.random.default_rng(5)
+    w = _weights(rng, (20, 24, 3, 3), 2, prune_g=8)
+    kept = kept_groups(w, 8)
+    words = group_words(24, 3, 8)
+    tiles = plan_tiles(kept, words, 2, 8, 300)
+    assert len(tiles) > 1 and tiles[0][0] == 0 and tiles[-1][1] == 20
+    for o0, o1 in tiles:
+        assert tile_size(kept[o0:o1].sum(axis=0), words, 2, 8) <= 300
+    stream = pack_weights(w, 2, 8, tile_bytes=300)
+    assert np.array_equal(unpack_weights(stream, w.shape, 2, 8), w)
+    with pytest.raises(StreamError, match="alone needs more"):
+        plan_tiles(kept, words, 2, 8, 40)
 
 
 def test_malformed_streams_are_refused():
-    w = np.ones((2, 8, 3, 3), np.int16)
+    w = np.ones((2, 8, 3, 3), np.int16)  # g = 8: 2-byte lane words and header units
     stream = pack_weights(w, 1, 8)
-    bad_index = stream.copy()
-    bad_index[2] = 9  # group 9 of 1
-    with pytest.raises(StreamError, match="group index"):
-        unpack_weights(bad_index, w.shape, 1, 8)
+    for index, value, message in [
+        (0, 0, "bad header"),  # a tile of no filters
+        (4, 9, "bad group index"),  # group 9 of 1
+        (10, 0, "bad filter list"),  # keepers 0, 0: not ascending
+    ]:
+        bad = stream.copy()
+        bad[index] = value
+        with pytest.raises(StreamError, match=message):
+            unpack_weights(bad, w.shape, 1, 8)
     with pytest.raises(StreamError, match="stream ends"):
         unpack_weights(stream[:10], w.shape, 1, 8)
     bad_code = stream.copy()
-    bad_code[4] = 0b10  # the invalid 2-bit code
+    bad_code[12] = 0b10  # the invalid 2-bit code
     with pytest.raises(BundleError, match="0b10"):
         unpack_weights(bad_code, w.shape, 1, 8)
 

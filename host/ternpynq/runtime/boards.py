@@ -41,6 +41,7 @@ class Board:
     g: int  # lanes per PE: input channels (or packed patch elements) added in parallel
     weight_bytes: int  # on-chip compacted weight buffer (one output-channel tile)
     input_elems: int  # on-chip input row buffer, in feature-map elements
+    input_read_elems: int  # elements the input buffer delivers per cycle (BRAM ports)
     max_kernel: int
     max_channels: int
     axi_bits: int  # width of each m_axi port
@@ -53,6 +54,11 @@ class Board:
     @property
     def lanes(self) -> int:
         return self.P * self.g
+
+    @property
+    def vector_read_cycles(self) -> int:
+        """Cycles to read one P x g input vector from the input buffer."""
+        return -(-self.lanes // self.input_read_elems)
 
     @property
     def port_bytes(self) -> int:
@@ -118,6 +124,7 @@ def load_board(name_or_path: str | os.PathLike) -> Board:
         g=_need(pe, "g", int, where + ": pe"),
         weight_bytes=_need(buf, "weight_bytes", int, where + ": buffers"),
         input_elems=_need(buf, "input_elems", int, where + ": buffers"),
+        input_read_elems=_need(buf, "input_read_elems", int, where + ": buffers"),
         max_kernel=_need(buf, "max_kernel", int, where + ": buffers"),
         max_channels=_need(buf, "max_channels", int, where + ": buffers"),
         axi_bits=_need(axi, "data_bits", int, where + ": axi"),
@@ -143,6 +150,7 @@ def config_header(board: Board) -> str:
         "TPQ_G": board.g,
         "TPQ_WBUF_BYTES": board.weight_bytes,
         "TPQ_IBUF_ELEMS": board.input_elems,
+        "TPQ_IBUF_READ": board.input_read_elems,
         "TPQ_MAX_K": board.max_kernel,
         "TPQ_MAX_C": board.max_channels,
         "TPQ_PORT_BYTES": board.port_bytes,

@@ -22,7 +22,7 @@ from ternpynq.runtime import ops
 from ternpynq.runtime.boards import Board, load_board
 from ternpynq.runtime.cycles import layer_cycles
 from ternpynq.runtime.regmap import load_regmap
-from ternpynq.runtime.stream import pack_fmap, pack_layer, unpack_fmap
+from ternpynq.runtime.stream import pack_fmap, pack_layer, set_batch, unpack_fmap
 
 MAGIC, VERSION = b"TPQV", 1
 
@@ -54,10 +54,11 @@ def make_case(
 ) -> Case:
     """Pack ``layer`` for ``board`` with input codes ``x`` (N, ...) and its golden output."""
     res_type = types[layer.residual] if layer.residual else 0
-    packed = pack_layer(layer, board.g, types[layer.input], res_type)
-    packed.regs["batch"] = n = x.shape[0]
+    packed = pack_layer(layer, board.g, types[layer.input], res_type, board.weight_bytes)
+    n = x.shape[0]
+    set_batch(packed, n)
     expected = ops.run_layer(layer, x, residual)
-    fin = pack_fmap(x.reshape(n, *packed.in_shape), types[layer.input])
+    fin = pack_fmap(x, types[layer.input])  # NHWC bytes, whatever the layer's view of them
     res = pack_fmap(residual, res_type) if layer.residual else np.zeros(0, np.uint8)
     out = pack_fmap(expected, packed.regs["out_type"])
     cycles = layer_cycles(packed, board).total

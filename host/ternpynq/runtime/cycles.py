@@ -13,8 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ternpynq.bundle.schema import Bundle
 from ternpynq.runtime.boards import Board
-from ternpynq.runtime.stream import MODE, PackedLayer, elem_bytes, group_words
+from ternpynq.runtime.stream import (
+    MODE,
+    PackedLayer,
+    elem_bytes,
+    fmap_types,
+    group_words,
+    pack_layer,
+    set_batch,
+    tile_size,
+)
 
 T_MAX = 5
 
@@ -40,11 +50,6 @@ def _beats(nbytes, board: Board):
     return -(-nbytes // board.port_bytes)
 
 
-def _header_bytes(n_kept: np.ndarray, board: Board) -> np.ndarray:
-    unit = max(2, board.lane_word_bytes)
-    return -(-(2 + 2 * n_kept) // unit) * unit
-
-
 def rows_needed(r: dict, board: Board, mode: str) -> int:
     """Input rows one P-pixel tile needs (as tpq::rows_needed)."""
     span = min((r["out_w"] - 1 + board.P - 1) // r["out_w"] + 1, r["out_h"])
@@ -57,23 +62,6 @@ def _tile_sizes(npix: int, board: Board) -> np.ndarray:
     sizes = np.full(tiles, board.P, np.int64)
     sizes[-1] = npix - (tiles - 1) * board.P
     return sizes
-
-
-def oc_tiles(record_bytes: np.ndarray, board: Board) -> list[tuple[int, int]]:
-    """(bytes, filters) of each output-channel tile: whole filter records, greedily, as the
-    kernel's load_tile fills its weight buffer."""
-    tiles, used, count = [], 0, 0
-    for size in map(int, record_bytes):
-        if size > board.weight_bytes:
-            raise ValueError(
-                f"one filter needs {size} bytes, over the {board.weight_bytes}-byte weight buffer"
-            )
-        if used + size > board.weight_bytes:
-            tiles.append((used, count))
-            used, count = 0, 0
-        used, count = used + size, count + 1
-    tiles.append((used, count))
-    return tiles
 
 
 def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
@@ -103,18 +91,21 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
         return LayerCycles(
             packed.name, mode, compute, 0, n * rows * row_beats, out, 0, compute, lane
         )
-    # conv: per-filter lane words (T planes x kept groups), then greedy output-channel tiles
+    # conv: per output-channel tile, each group some filter keeps costs max(R, n_keep*T) cycles
+    # per lane word (the input vector is read once and reused by every keeping filter), then
+    # one requant cycle per filter; all of it once per pixel tile.
     k, t, cout = r["kernel"], r["trits"], r["out_c"]
     words = group_words(c, k, board.g)
-    kept = packed.kept
-    filt_words = (kept * words).sum(axis=1)  # (Cout,)
-    rec = _header_bytes(kept.sum(axis=1), board) + filt_words * board.lane_word_bytes * t
-    tiles = oc_tiles(rec, board)
-    counts = [f for _, f in tiles]
-    wgt = sum(int(_beats(b, board)) + int(_beats(8 * f, board)) for b, f in tiles)
-    per_pass = int((t * filt_words + 1).sum())
-    dense = int((t * int(words.sum()) + 1) * cout)
+    read = board.vector_read_cycles
+    wgt = per_pass = dense = 0
+    for o0, o1 in packed.tiles:
+        n_keep = packed.kept[o0:o1].sum(axis=0)
+        nf = o1 - o0
+        wgt += int(_beats(tile_size(n_keep, words, t, board.g), board)) + int(_beats(8 * nf, board))
+        per_pass += int((words * np.maximum(read, n_keep * t))[n_keep > 0].sum()) + nf
+        dense += int((words * max(read, nf * t)).sum()) + nf
     compute, dense_compute = n * sizes.size * per_pass, n * sizes.size * dense
+    counts = [o1 - o0 for o0, o1 in packed.tiles]
     if len(counts) == 1:
         out = n * int(_beats(sizes * cout * oeb, board).sum())
         res = n * int(_beats(sizes * cout * reb, board).sum())
@@ -122,11 +113,61 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
         out = n * npix * sum(int(_beats(f * oeb, board)) for f in counts)
         res = n * npix * sum(int(_beats(f * reb, board)) for f in counts)
     res = res if r["has_res"] else 0
-    lane = (
-        n
-        * npix
-        * t
-        * int((kept * (np.minimum(board.g, c - np.arange(0, c, board.g)) * k * k)).sum())
-    )
+    gc = np.minimum(board.g, c - np.arange(0, c, board.g))
+    lane = n * npix * t * int((packed.kept * (gc * k * k)).sum())
     in_beats = n * len(counts) * rows * row_beats
     return LayerCycles(packed.name, mode, compute, wgt, in_beats, out, res, dense_compute, lane)
+
+
+def network_cycles(bundle: Bundle, board: Board, batch: int = 1) -> list[LayerCycles]:
+    """Cycles of every layer of ``bundle`` for one start of ``batch`` images each."""
+    types = fmap_types(bundle)
+    out = []
+    for layer in bundle.layers:
+        res_type = types[layer.residual] if layer.residual else 0
+        packed = pack_layer(
+            layer, board.g, types[layer.input], res_type, board.weight_bytes, data=False
+        )
+        set_batch(packed, batch)
+        out.append(layer_cycles(packed, board))
+    return out
+
+
+# Resource model assumptions (docs/overlay.md "Resource model"); figures per unit.
+LUT_PER_LANE = 16  # 2-bit select/negate of a 9-bit input plus its share of the PE's adder tree
+FF_PER_LANE = 10  # adder-tree pipeline registers
+LUT_PER_PE = 250  # 32-bit accumulator, x3 Horner step, requant rounding/clamp, residual add
+FF_PER_PE = 300
+DSP_PER_PE = 3  # requant: (acc + bias) * mult (32 x 24 bits, 2 DSPs) and residual * res_mult
+LUT_FIXED = 14_000  # AXI-Lite slave, four m_axi adapters, tile/row address generators, FSM
+FF_FIXED = 18_000
+BRAM36_BYTES = 4096  # data bytes of one BRAM36 (32 Kb without parity)
+BRAM36_PORT_BITS = 72
+URAM_BYTES = 32_768
+ELEM_BITS = 9  # an 8-bit code plus sign on chip
+
+
+def resources(board: Board) -> dict[str, dict[str, float]]:
+    """Estimated LUT/FF/DSP/BRAM36/URAM of the overlay on ``board``, beside the part's capacity.
+
+    The input row buffer is sized by bandwidth as well as capacity: every cycle each PE reads
+    its own g-lane vector, P*g*9 bits, from BRAM ports 72 bits wide.
+    """
+    lut = board.lanes * LUT_PER_LANE + board.P * LUT_PER_PE + LUT_FIXED
+    ff = board.lanes * FF_PER_LANE + board.P * FF_PER_PE + FF_FIXED
+    dsp = board.P * DSP_PER_PE
+    ibuf = max(
+        -(-board.input_elems * ELEM_BITS // (BRAM36_BYTES * 8)),
+        -(-board.lanes * ELEM_BITS // BRAM36_PORT_BITS),
+    )
+    small = 2 * -(-board.max_channels * 8 // BRAM36_BYTES) + 4  # params, gap sums, AXI FIFOs
+    uram = 0
+    if board.capacity.get("uram", 0) > 0:  # weights in UltraRAM where the part has it
+        uram = -(-board.weight_bytes // URAM_BYTES)
+        wbuf = 0
+    else:
+        wbuf = -(-board.weight_bytes // BRAM36_BYTES)
+    used = {"lut": lut, "ff": ff, "dsp": dsp, "bram36": ibuf + wbuf + small, "uram": uram}
+    return {
+        key: {"used": value, "capacity": board.capacity.get(key, 0)} for key, value in used.items()
+    }

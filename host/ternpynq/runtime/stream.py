@@ -1,17 +1,19 @@
 """The overlay's DDR formats: compacted weight stream, requant params, feature maps.
 
 Paired pack/unpack functions (docs/overlay.md "DDR layouts"); the HLS side reads the same
-bytes through one accessor each (``WeightReader``/``fm_load`` in tpq_layer.hpp).
+bytes through one accessor each (``trit_code``/``le16`` and ``fm_load`` in tpq_layer.hpp).
 
-Weight stream of one conv/linear layer for an overlay with ``g`` lanes, ``T`` trit planes:
-one record per output filter ``o``, in order. A record is a header, ``u16 n_kept`` then
-``n_kept`` u16 indices of the kept groups (ascending), zero-padded to a multiple of the lane
-word size ``g/4`` bytes; then, for plane ``T-1`` down to ``0`` (Horner order), for each kept
-group, ``ceil(gc*k*k/g)`` lane words. Lane ``l`` of word ``v`` holds element ``v*g + l`` of the
-group flattened in ``(i, j, c)`` order (channel fastest, ``gc`` = channels in the group), as
-the bundle's 2-bit code (0 -> 00, +1 -> 01, -1 -> 11) at bits ``2(l%4)`` of byte ``l//4``.
-The stream is zero-padded to a multiple of ``STREAM_ALIGN``; ``Cout`` x (int32 mult, int32
-bias) little-endian follow it.
+Weight stream of one conv/linear layer for an overlay with ``g`` lanes and ``T`` trit planes.
+Filters are split into consecutive output-channel tiles that each fit the weight buffer. A tile
+is a header ``u16 n_filters, u16 n_groups``, then for each input-channel group ``q`` that at
+least one of its filters keeps (ascending): ``u16 q, u16 n_keep`` and the ``n_keep`` filters
+that keep it (u16, tile-local, ascending), then for each lane word ``v < ceil(gc*k*k/g)``, for
+each of those filters, ``T`` lane words, plane ``T-1`` first (Horner order). Lane ``l`` of word
+``v`` holds element ``v*g + l`` of the group flattened in ``(i, j, c)`` order (channel fastest,
+``gc`` = channels in the group), as the bundle's 2-bit code (0 -> 00, +1 -> 01, -1 -> 11) at
+bits ``2(l%4)`` of byte ``l//4``. Headers are zero-padded to whole lane words of ``g/4``
+bytes (at least 2). Pruned groups have no bytes at all. The stream is zero-padded to a
+multiple of ``STREAM_ALIGN``; ``Cout`` x (int32 mult, int32 bias) little-endian follow it.
 """
 
 from __future__ import annotations
@@ -92,11 +94,6 @@ def _as_conv(weight: np.ndarray) -> np.ndarray:
     return w.reshape(*w.shape, 1, 1) if w.ndim == 2 else w  # linear = 1x1 conv
 
 
-def _header_bytes(n_kept: int, g: int) -> int:
-    word = g // 4
-    return -(-(2 + 2 * n_kept) // word) * word
-
-
 def kept_groups(weight: np.ndarray, g: int) -> np.ndarray:
     """(Cout, ceil(Cin/g)) bool: overlay groups holding a non-zero weight; the rest are skipped."""
     w = _as_conv(weight)
@@ -107,28 +104,81 @@ def kept_groups(weight: np.ndarray, g: int) -> np.ndarray:
     return padded.reshape(cout, nq, -1).any(axis=2)
 
 
-def pack_weights(weight: np.ndarray, trits: int, g: int) -> np.ndarray:
-    """Integer weights (Cout, Cin, k, k) or (Cout, Cin) -> the compacted stream (uint8)."""
+def _pad(n, g: int):
+    """Round header bytes up to whole lane words (at least 2 bytes) so lane words stay aligned."""
+    unit = max(2, g // 4)
+    return -(-n // unit) * unit
+
+
+def tile_size(n_keep: np.ndarray, words: np.ndarray, trits: int, g: int) -> int:
+    """Bytes of one output-channel tile whose groups have ``n_keep`` (nq,) keeping filters."""
+    used = n_keep > 0
+    body = words[used] * n_keep[used] * trits * (g // 4)
+    return int(_pad(4, g) + (_pad(4 + 2 * n_keep[used], g) + body).sum())
+
+
+def plan_tiles(kept: np.ndarray, words: np.ndarray, trits: int, g: int, tile_bytes: int | None):
+    """Split filters into consecutive tiles [o0, o1) whose stream fits ``tile_bytes`` (greedy)."""
+    cout = kept.shape[0]
+    tiles, o0, n_keep = [], 0, np.zeros(kept.shape[1], np.int64)
+    for o in range(cout):
+        trial = n_keep + kept[o]
+        if tile_bytes is not None and o > o0 and tile_size(trial, words, trits, g) > tile_bytes:
+            tiles.append((o0, o))
+            o0, trial = o, kept[o].astype(np.int64)
+        n_keep = trial
+        if tile_bytes is not None and tile_size(n_keep, words, trits, g) > tile_bytes:
+            raise StreamError(
+                f"filter {o} alone needs more than the {tile_bytes}-byte weight buffer"
+            )
+    tiles.append((o0, cout))
+    return tiles
+
+
+def _u16(*values: int) -> np.ndarray:
+    return np.asarray(values, "<u2").view(np.uint8)
+
+
+def _header(values: list[int], g: int) -> np.ndarray:
+    head = np.zeros(_pad(2 * len(values), g), np.uint8)
+    head[: 2 * len(values)] = _u16(*values)
+    return head
+
+
+def pack_weights(
+    weight: np.ndarray, trits: int, g: int, tile_bytes: int | None = None
+) -> np.ndarray:
+    """Integer weights (Cout, Cin, k, k) or (Cout, Cin) -> the compacted stream (uint8).
+
+    Group-major within each output-channel tile (module docstring); ``tile_bytes`` is the
+    overlay's weight buffer (``board.weight_bytes``), None for a single tile.
+    """
     w = _as_conv(weight)
     cout, cin, k, _ = w.shape
     planes = to_trit_planes(w, trits)  # (T, Cout, Cin, k, k)
     kept = kept_groups(w, g)
     words = group_words(cin, k, g)
+    lane = g // 4
     out: list[np.ndarray] = []
-    for o in range(cout):
-        idx = np.flatnonzero(kept[o]).astype("<u2")
-        header = np.zeros(_header_bytes(idx.size, g), np.uint8)
-        header[:2] = np.frombuffer(np.uint16(idx.size).astype("<u2").tobytes(), np.uint8)
-        header[2 : 2 + 2 * idx.size] = idx.view(np.uint8)
-        out.append(header)
-        for t in range(trits - 1, -1, -1):
-            for q in idx:
-                c0, c1 = q * g, min(cin, q * g + g)
-                elems = planes[t, o, c0:c1].transpose(1, 2, 0).ravel()  # (i, j, c) order
-                lanes = np.zeros(words[q] * g, np.int8)
-                lanes[: elems.size] = elems
-                out.append(pack_codes(lanes))
-    stream = np.concatenate(out) if out else np.zeros(0, np.uint8)
+    for o0, o1 in plan_tiles(kept, words, trits, g, tile_bytes):
+        listed = np.flatnonzero(kept[o0:o1].any(axis=0))
+        out.append(_header([o1 - o0, listed.size], g))
+        for q in listed:
+            keepers = np.flatnonzero(kept[o0:o1, q])
+            out.append(_header([int(q), keepers.size, *map(int, keepers)], g))
+            c0, c1 = q * g, min(cin, q * g + g)
+            packed = {}  # (o, t) -> all lane words of the group, (i, j, c) element order
+            for o in keepers:
+                for t in range(trits):
+                    lanes = np.zeros(words[q] * g, np.int8)
+                    elems = planes[t, o0 + o, c0:c1].transpose(1, 2, 0).ravel()
+                    lanes[: elems.size] = elems
+                    packed[o, t] = pack_codes(lanes)
+            for v in range(words[q]):
+                for o in keepers:
+                    for t in range(trits - 1, -1, -1):  # MSB plane first: Horner
+                        out.append(packed[o, t][v * lane : (v + 1) * lane])
+    stream = np.concatenate(out)
     return np.concatenate([stream, np.zeros((-stream.size) % STREAM_ALIGN, np.uint8)])
 
 
@@ -137,7 +187,7 @@ def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: in
     w_shape = (*shape, 1, 1) if len(shape) == 2 else tuple(shape)
     cout, cin, k, _ = w_shape
     words = group_words(cin, k, g)
-    nq, word = words.size, g // 4
+    nq, lane = words.size, g // 4
     data = np.asarray(stream, np.uint8)
     weight = np.zeros(w_shape, np.int16)
     pos = 0
@@ -149,23 +199,46 @@ def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: in
         pos += n
         return data[pos - n : pos]
 
-    for o in range(cout):
-        head = take(2)
-        n_kept = int(head[0]) | int(head[1]) << 8
-        pos -= 2
-        header = take(_header_bytes(n_kept, g))
-        idx = header[2 : 2 + 2 * n_kept].view("<u2")
-        if n_kept > nq or np.any(idx >= nq) or np.any(np.diff(idx.astype(int)) <= 0):
-            raise StreamError(f"filter {o}: bad group index list {idx.tolist()}")
-        for t in range(trits - 1, -1, -1):
-            for q in idx:
-                c0, c1 = q * g, min(cin, q * g + g)
-                lanes = unpack_codes(take(words[q] * word), words[q] * g, "stream")
-                n = (c1 - c0) * k * k
-                if np.any(lanes[n:]):
-                    raise StreamError(f"filter {o} group {q}: non-zero padding lanes")
-                block = lanes[:n].reshape(k, k, c1 - c0).transpose(2, 0, 1)
-                weight[o, c0:c1] += block.astype(np.int16) * np.int16(3**t)
+    def header(count: int) -> np.ndarray:  # count u16 values, then padding
+        values = take(2 * count).view("<u2").astype(np.int64)
+        take(_pad(2 * count, g) - 2 * count)
+        return values
+
+    o0 = 0
+    while o0 < cout:
+        n_filters, n_groups = header(2)
+        if n_filters < 1 or o0 + n_filters > cout or n_groups > nq:
+            raise StreamError(
+                f"tile at filter {o0}: bad header ({n_filters} filters, {n_groups} groups)"
+            )
+        prev = -1
+        for _ in range(n_groups):
+            if pos + 4 > data.size:
+                raise StreamError(f"stream ends at byte {data.size} inside a group header")
+            q, n_keep = (int(v) for v in data[pos : pos + 4].view("<u2"))
+            if q >= nq or q <= prev or not 1 <= n_keep <= n_filters:
+                raise StreamError(
+                    f"tile at filter {o0}: bad group index {q} or keeper count {n_keep}"
+                )
+            keepers = header(2 + n_keep)[2:]
+            if np.any(keepers >= n_filters) or np.any(np.diff(keepers) <= 0):
+                raise StreamError(f"tile at filter {o0}, group {q}: bad filter list")
+            prev = q
+            c0, c1 = q * g, min(cin, q * g + g)
+            n = (c1 - c0) * k * k
+            for v in range(words[q]):
+                for o in keepers:
+                    for t in range(trits - 1, -1, -1):
+                        lanes = unpack_codes(take(lane), g, "stream")
+                        e0, e1 = v * g, min(n, v * g + g)
+                        if np.any(lanes[max(0, e1 - e0) :]):
+                            raise StreamError(f"filter {o0 + o} group {q}: non-zero padding lanes")
+                        if e1 > e0:
+                            flat = np.zeros(n, np.int16)
+                            flat[e0:e1] = lanes[: e1 - e0]
+                            block = flat.reshape(k, k, c1 - c0).transpose(2, 0, 1)
+                            weight[o0 + o, c0:c1] += block * np.int16(3**t)
+        o0 += n_filters
     return weight.reshape(shape)
 
 
@@ -196,6 +269,7 @@ class PackedLayer:
     regs: dict[str, int]
     data: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     kept: np.ndarray | None = None  # (Cout, ceil(Cin/g)) groups the stream holds
+    tiles: list[tuple[int, int]] = field(default_factory=list)  # output-channel tiles [o0, o1)
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -210,8 +284,20 @@ def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (shape[0], shape[1], shape[2]) if len(shape) == 3 else (shape[0], 1, 1)
 
 
-def pack_layer(layer: Layer, g: int, in_type: int, res_type: int = ELEM_U8) -> PackedLayer:
-    """A bundle layer -> stream bytes and descriptor for an overlay with ``g`` lanes."""
+def pack_layer(
+    layer: Layer,
+    g: int,
+    in_type: int,
+    res_type: int = ELEM_U8,
+    tile_bytes: int | None = None,
+    data: bool = True,
+) -> PackedLayer:
+    """A bundle layer -> stream bytes and descriptor for an overlay with ``g`` lanes.
+
+    ``tile_bytes`` is the overlay's weight buffer (``board.weight_bytes``); a layer whose
+    weights exceed it is split into output-channel tiles. ``data=False`` skips packing the
+    bytes (the cycle model needs only the registers and the kept groups).
+    """
     cin, ih, iw = _chw(layer.in_shape)
     cout, oh, ow = _chw(layer.out_shape)
     regs = dict(
@@ -228,7 +314,7 @@ def pack_layer(layer: Layer, g: int, in_type: int, res_type: int = ELEM_U8) -> P
     regs.update(shift=rq.shift, lo=rq.lo, hi=rq.hi, out_type=elem_type(rq.lo, rq.hi))
     params = pack_params(rq.mult, rq.bias)
     if layer.op == Op.GAP:
-        regs.update(mode=MODE["gap"], kernel=ih, stride=1, pad=0, trits=1)
+        regs.update(mode=MODE["gap"], kernel=1, stride=1, pad=0, trits=1)
         packed.data = params
         return packed
     if layer.op == Op.LINEAR:
@@ -236,10 +322,13 @@ def pack_layer(layer: Layer, g: int, in_type: int, res_type: int = ELEM_U8) -> P
     regs["mode"] = MODE["conv"]
     if layer.residual is not None:
         regs.update(has_res=1, res_mult=int(rq.res_mult))
-    stream = pack_weights(layer.weight, layer.trits, g)
-    regs["wgt_bytes"] = int(stream.size)
-    packed.data = np.concatenate([stream, params])
     packed.kept = kept_groups(layer.weight, g)
+    words = group_words(cin, layer.kernel if layer.op == Op.CONV else 1, g)
+    packed.tiles = plan_tiles(packed.kept, words, layer.trits, g, tile_bytes)
+    if data:
+        stream = pack_weights(layer.weight, layer.trits, g, tile_bytes)
+        regs["wgt_bytes"] = int(stream.size)
+        packed.data = np.concatenate([stream, params])
     return packed
 
 
@@ -252,3 +341,16 @@ def fmap_types(bundle: Bundle) -> dict[str, int]:
         else:
             types[layer.name] = elem_type(layer.requant.lo, layer.requant.hi)
     return types
+
+
+def set_batch(packed: PackedLayer, n: int) -> None:
+    """Make one start run ``n`` images (stored back to back in every buffer).
+
+    A layer on a 1x1 map (linear) instead takes the images as a 1 x n map of vectors: the
+    bytes are the same, and its P PEs then work on P images at once instead of one.
+    """
+    r = packed.regs
+    if r["mode"] == MODE["conv"] and r["in_h"] == r["in_w"] == r["kernel"] == 1 and not r["pad"]:
+        r.update(in_w=n, out_w=n, stride=1, batch=1)
+    else:
+        r["batch"] = n

@@ -21,6 +21,7 @@ constexpr int G = TPQ_G;
 constexpr int LANE_BYTES = G / 4;  // one lane word: G trits at 2 bits
 constexpr int WBUF_BYTES = TPQ_WBUF_BYTES;
 constexpr int IBUF_ELEMS = TPQ_IBUF_ELEMS;
+constexpr int IBUF_READ = TPQ_IBUF_READ;  // input-buffer elements read per cycle
 constexpr int MAX_K = TPQ_MAX_K;
 constexpr int MAX_C = TPQ_MAX_C;
 constexpr int PORT_BYTES = TPQ_PORT_BYTES;
@@ -112,10 +113,6 @@ inline uint32_t group_channels(uint32_t cin, uint32_t q) {
 }
 inline uint32_t group_words(uint32_t cin, uint32_t k, uint32_t q) {
   return (group_channels(cin, q) * k * k + G - 1) / G;
-}
-inline uint32_t header_bytes(uint32_t n_kept) {
-  uint32_t unit = LANE_BYTES < 2 ? 2 : LANE_BYTES;
-  return (2 + 2 * n_kept + unit - 1) / unit * unit;
 }
 
 // Requantization exactly as ternpynq.runtime.requant.requantize (docs/numerics.md).

@@ -31,6 +31,8 @@ uint32_t check_desc(const Desc& d) {
   if (d.in_c < 1 || d.out_c < 1) return BAD_DESCRIPTOR;
   if (d.in_c > static_cast<uint32_t>(MAX_C) || d.out_c > static_cast<uint32_t>(MAX_C)) return TOO_LARGE;
   if (d.in_type > ELEM_I16 || d.out_type > ELEM_I16 || d.res_type > ELEM_I16) return BAD_DESCRIPTOR;
+  // On chip, inputs and residuals are 9-bit; only a layer's output (the logits) may be 16-bit.
+  if (d.in_type == ELEM_I16 || (d.mode == MODE_CONV && d.has_res && d.res_type == ELEM_I16)) return BAD_DESCRIPTOR;
   if (d.mode == MODE_GAP) {
     if (d.out_c != d.in_c || d.out_h != 1 || d.out_w != 1) return BAD_DESCRIPTOR;
   } else {
