@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = [
     "ternpynq.bundle.commands",
     "ternpynq.runtime.commands",
+    "ternpynq.runtime.estimate",
     "ternpynq.runtime.selftest",
 ]
 

@@ -93,7 +93,7 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
         )
     # conv: per output-channel tile, each group some filter keeps costs max(R, n_keep*T) cycles
     # per lane word (the input vector is read once and reused by every keeping filter), then
-    # one requant cycle per filter; all of it once per pixel tile.
+    # one requant cycle per filter (overlapped with the next pixel tile's MACs).
     k, t, cout = r["kernel"], r["trits"], r["out_c"]
     words = group_words(c, k, board.g)
     read = board.vector_read_cycles
@@ -102,9 +102,10 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
         n_keep = packed.kept[o0:o1].sum(axis=0)
         nf = o1 - o0
         wgt += int(_beats(tile_size(n_keep, words, t, board.g), board)) + int(_beats(8 * nf, board))
-        per_pass += int((words * np.maximum(read, n_keep * t))[n_keep > 0].sum()) + nf
-        dense += int((words * max(read, nf * t)).sum()) + nf
-    compute, dense_compute = n * sizes.size * per_pass, n * sizes.size * dense
+        mac = int((words * np.maximum(read, n_keep * t))[n_keep > 0].sum())
+        per_pass += sizes.size * max(mac, nf) + nf  # sweeps overlap the next tile but the last
+        dense += sizes.size * max(int((words * max(read, nf * t)).sum()), nf) + nf
+    compute, dense_compute = n * per_pass, n * dense
     counts = [o1 - o0 for o0, o1 in packed.tiles]
     if len(counts) == 1:
         out = n * int(_beats(sizes * cout * oeb, board).sum())
@@ -135,39 +136,48 @@ def network_cycles(bundle: Bundle, board: Board, batch: int = 1) -> list[LayerCy
 
 # Resource model assumptions (docs/overlay.md "Resource model"); figures per unit.
 LUT_PER_LANE = 16  # 2-bit select/negate of a 9-bit input plus its share of the PE's adder tree
-FF_PER_LANE = 10  # adder-tree pipeline registers
+LUT_PER_LANE_GATHER = 3  # lane input mux for packed groups (gc < g: first conv, partial groups)
+FF_PER_LANE = 10 + 2 * 9  # adder-tree pipeline registers; ping-pong 9-bit input vector
 LUT_PER_PE = 250  # 32-bit accumulator, x3 Horner step, requant rounding/clamp, residual add
 FF_PER_PE = 300
 DSP_PER_PE = 3  # requant: (acc + bias) * mult (32 x 24 bits, 2 DSPs) and residual * res_mult
-LUT_FIXED = 14_000  # AXI-Lite slave, four m_axi adapters, tile/row address generators, FSM
+LUT_FIXED = 14_000  # AXI-Lite slave, four m_axi adapters, address generators, FSM, interconnect
 FF_FIXED = 18_000
-BRAM36_BYTES = 4096  # data bytes of one BRAM36 (32 Kb without parity)
-BRAM36_PORT_BITS = 72
-URAM_BYTES = 32_768
 ELEM_BITS = 9  # an 8-bit code plus sign on chip
+BRAM36 = (72, 512)  # widest port (bits) and its depth
+URAM288 = (72, 4096)
 
 
-def resources(board: Board) -> dict[str, dict[str, float]]:
+def _blocks(width_bits: int, depth: int, shape: tuple[int, int]) -> int:
+    """RAM blocks for a memory ``width_bits`` wide and ``depth`` deep, read whole each cycle."""
+    return -(-width_bits // shape[0]) * -(-depth // shape[1])
+
+
+def resources(board: Board) -> dict[str, dict[str, int]]:
     """Estimated LUT/FF/DSP/BRAM36/URAM of the overlay on ``board``, beside the part's capacity.
 
-    The input row buffer is sized by bandwidth as well as capacity: every cycle each PE reads
-    its own g-lane vector, P*g*9 bits, from BRAM ports 72 bits wide.
+    Memories are sized by width (what is read every cycle) and depth: the input row buffer
+    delivers ``input_read_elems`` 9-bit values a cycle, the weight buffer one 2g-bit lane word,
+    and each of the two ping-pong accumulator banks P x 32 bits for up to ``max_channels``
+    filters. The weight buffer goes to UltraRAM where the part has it.
     """
-    lut = board.lanes * LUT_PER_LANE + board.P * LUT_PER_PE + LUT_FIXED
-    ff = board.lanes * FF_PER_LANE + board.P * FF_PER_PE + FF_FIXED
-    dsp = board.P * DSP_PER_PE
-    ibuf = max(
-        -(-board.input_elems * ELEM_BITS // (BRAM36_BYTES * 8)),
-        -(-board.lanes * ELEM_BITS // BRAM36_PORT_BITS),
-    )
-    small = 2 * -(-board.max_channels * 8 // BRAM36_BYTES) + 4  # params, gap sums, AXI FIFOs
-    uram = 0
-    if board.capacity.get("uram", 0) > 0:  # weights in UltraRAM where the part has it
-        uram = -(-board.weight_bytes // URAM_BYTES)
-        wbuf = 0
-    else:
-        wbuf = -(-board.weight_bytes // BRAM36_BYTES)
-    used = {"lut": lut, "ff": ff, "dsp": dsp, "bram36": ibuf + wbuf + small, "uram": uram}
+    lanes = board.lanes
+    lut = lanes * (LUT_PER_LANE + LUT_PER_LANE_GATHER) + board.P * LUT_PER_PE + LUT_FIXED
+    ff = lanes * FF_PER_LANE + board.P * FF_PER_PE + FF_FIXED
+    read = board.input_read_elems
+    ibuf = _blocks(read * ELEM_BITS, -(-board.input_elems // read), BRAM36)
+    acc = 2 * _blocks(board.P * 32, board.max_channels, BRAM36)
+    small = _blocks(64, board.max_channels, BRAM36) + _blocks(32, board.max_channels, BRAM36) + 4
+    w_depth = board.weight_bytes * 8 // (2 * board.g)
+    uram = _blocks(2 * board.g, w_depth, URAM288) if board.capacity.get("uram", 0) else 0
+    wbuf = 0 if uram else _blocks(2 * board.g, w_depth, BRAM36)
+    used = {
+        "lut": lut,
+        "ff": ff,
+        "dsp": board.P * DSP_PER_PE,
+        "bram36": ibuf + acc + small + wbuf,
+        "uram": uram,
+    }
     return {
-        key: {"used": value, "capacity": board.capacity.get(key, 0)} for key, value in used.items()
+        key: {"used": v, "capacity": int(board.capacity.get(key, 0))} for key, v in used.items()
     }

@@ -12,7 +12,7 @@ namespace tpq {
 constexpr int R = (P * G + IBUF_READ - 1) / IBUF_READ;  // cycles to read one P x G input vector
 
 static uint8_t wbuf[WBUF_BYTES];  // one output-channel tile of the stream
-static int32_t acc_mem[MAX_C][P];  // the tile's accumulators for the current pixel tile
+static int32_t acc_mem[MAX_C][P];  // the tile's accumulators (one bank of the ping-pong pair)
 static int32_t mult_buf[MAX_C], bias_buf[MAX_C];
 static int16_t conv_ibuf[IBUF_ELEMS];
 
@@ -126,6 +126,7 @@ uint32_t run_conv(const Desc& d, const uint8_t* wgt, const uint8_t* fin, uint8_t
     const bool whole = o0 == 0 && nf == d.out_c;  // the tile's output pixels are contiguous
     for (uint32_t n = 0; n < d.batch; ++n) {
       rb.next = 0;
+      TPQ_COUNT(compute, nf);  // the pass's last requant sweep, which nothing overlaps
       for (uint32_t tile = 0; tile < tiles; ++tile) {
         const uint32_t pix0 = tile * P, np = npix - pix0 < static_cast<uint32_t>(P) ? npix - pix0 : P;
         for (uint32_t p = 0; p < static_cast<uint32_t>(P); ++p) {
@@ -138,6 +139,7 @@ uint32_t run_conv(const Desc& d, const uint8_t* wgt, const uint8_t* fin, uint8_t
                        d.in_h);
         for (uint32_t o = 0; o < nf; ++o)
           for (int p = 0; p < P; ++p) acc_mem[o][p] = 0;
+        uint64_t mac_cycles = 0;
         const uint8_t* ptr = wbuf + pad_bytes(4);
         const uint32_t ng = le16(wbuf + 2);
         for (uint32_t i = 0; i < ng; ++i) {
@@ -148,7 +150,7 @@ uint32_t run_conv(const Desc& d, const uint8_t* wgt, const uint8_t* fin, uint8_t
           for (uint32_t v = 0; v < nw; ++v) {
             // The next vector is read while this one serves its nk filters: max(R, nk*T) cycles.
             const uint64_t busy = static_cast<uint64_t>(nk) * d.trits;
-            TPQ_COUNT(compute, busy > static_cast<uint64_t>(R) ? busy : static_cast<uint64_t>(R));
+            mac_cycles += busy > static_cast<uint64_t>(R) ? busy : static_cast<uint64_t>(R);
             gather(d, rb, oy, ox, np, q, v, x);
             const uint32_t left = gc * kk - v * G, valid = left < static_cast<uint32_t>(G) ? left : G;
             for (uint32_t j = 0; j < nk; ++j) {
@@ -157,10 +159,12 @@ uint32_t run_conv(const Desc& d, const uint8_t* wgt, const uint8_t* fin, uint8_t
           }
           ptr = word;
         }
-        // Requant sweep: one filter's P results per cycle (overlaps the next tile in hardware).
+        // Requant sweep, one filter's P results per cycle, from one bank of the ping-pong
+        // accumulators while the next pixel tile accumulates into the other: a tile costs
+        // max(MAC, sweep), and the last sweep of the pass is added once below.
+        TPQ_COUNT(compute, mac_cycles > nf ? mac_cycles : nf);
         for (uint32_t o = 0; o < nf; ++o) {
 #pragma HLS PIPELINE II=1
-          TPQ_COUNT(compute, 1);
           for (uint32_t p = 0; p < np; ++p) {
             const uint64_t idx = n * img_out + static_cast<uint64_t>(pix0 + p) * d.out_c + o0 + o;
             const int32_t r = d.has_res ? fm_load(res, idx, d.res_type) : 0;
