@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,3 +89,16 @@ def test_classify_cli_runs_on_csim(tmp_path, capsys):
         )
         outputs[backend] = capsys.readouterr().out.replace('"backend": "emu"', '"backend": "csim"')
     assert outputs["csim"] == outputs["emu"]  # same labels and probabilities, bit-exact logits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104"])
+def test_csim_equals_emu_on_resnet18_at_224(board):
+    """The paper's ImageNet network (7x7 stride-2 stem, max pool, 4 stages): ~4 s per board."""
+    bundle = random_bundle("resnet18", prune=0.24, seed=0)
+    x = np.random.default_rng(1).integers(-128, 128, (1, 3, 224, 224)).astype(np.int8)
+    backend = backends.create("csim", bundle, board=board)
+    try:
+        assert np.array_equal(backend.run(x), Network(bundle).run(x))
+    finally:
+        backend.close()

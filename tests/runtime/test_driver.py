@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.bundle.synthetic import INT16, GraphBuilder, random_bundle
 from ternpynq.runtime.boards import load_board
 from ternpynq.runtime.device import DeviceError, DeviceTimeout
-from ternpynq.runtime.driver import Driver, OverlayLimitError, assign_slots
+from ternpynq.runtime.driver import Driver, OverlayLimitError, assign_slots, batched, check_fits
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.overlay_backends import simulated_device
 from ternpynq.runtime.stream import fmap_bytes, fmap_types
@@ -99,3 +99,24 @@ def test_a_faulting_layer_is_named_and_the_next_call_works(fault):
         with pytest.raises(expected, match=f"layer 'conv1': .*{message}"):
             driver.run(x)
         assert np.array_equal(driver.run(x), Network(bundle).run(x))
+
+
+def test_batch_is_capped_where_the_linear_layer_stops_fitting():
+    """A linear layer takes n images as a 1 x n map, so its input row grows with the batch."""
+    board = dataclasses.replace(load_board("pynq-z2"), input_elems=512)  # fc: 16 codes per image
+    bundle = random_bundle("tiny", seed=9)
+    with Driver(simulated_device(), board, bundle, max_batch=64) as driver:
+        assert driver.max_batch == 512 // 16
+        fc = driver.steps[-1].packed
+        with pytest.raises(OverlayLimitError, match="input_elems = 512"):
+            check_fits(batched(fc, driver.max_batch + 1), board)
+        x = codes_for(bundle, 40)
+        assert np.array_equal(driver.run(x), Network(bundle).run(x))
+
+
+def test_a_16_bit_intermediate_tensor_is_refused():
+    builder = GraphBuilder(1, 8, 16, 0.0, 0)
+    x = builder.conv("wide", "input", 8, clamp=INT16)  # 16-bit codes feeding the next layer
+    builder.linear("fc", builder.gap("gap", builder.conv("next", x, 8)), 4)
+    with pytest.raises(OverlayLimitError, match="layer 'next' .* 16-bit codes"):
+        Driver(simulated_device(), "pynq-z2", builder.bundle("wide", 4))

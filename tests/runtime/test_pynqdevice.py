@@ -29,7 +29,7 @@ from ternpynq.runtime.boards import (
 from ternpynq.runtime.csim_build import load_kernel
 from ternpynq.runtime.device import DeviceTimeout
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.overlay_backends import BOARD_ENV, pynq_available
+from ternpynq.runtime.overlay_backends import BOARD_ENV, detect_board, pynq_available
 from ternpynq.runtime.pynqdevice import BitstreamError, PynqDevice, check_manifest, read_manifest
 from ternpynq.runtime.regmap import load_regmap
 
@@ -255,3 +255,15 @@ def test_pynq_backend_without_a_bitstream_or_board(monkeypatch, board_folder):
     monkeypatch.delenv("BOARD", raising=False)
     with pytest.raises(BitstreamError, match="cannot tell which board this is"):
         backends.create("pynq", random_bundle("tiny"))
+
+
+def test_board_detection_and_the_auto_probe_never_import_pynq(monkeypatch, board_folder):
+    monkeypatch.delitem(sys.modules, "pynq", raising=False)
+    monkeypatch.delenv(BOARD_ENV)
+    monkeypatch.setenv("BOARD", "Pynq-Z2")  # what a PYNQ image exports
+    assert detect_board() == "pynq-z2"
+    monkeypatch.setenv("BOARD", "Unknown")
+    assert detect_board() is None
+    monkeypatch.setenv("BOARD", "Pynq-Z2")
+    assert pynq_available() is backends.module_available("pynq")  # False here: not installed
+    assert "pynq" not in sys.modules

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +51,23 @@ class Step:
     cycles: int  # modelled cycles per image (cycles.layer_cycles at batch 1)
 
 
+def batched(packed: stream.PackedLayer, n: int) -> stream.PackedLayer:
+    """A copy of ``packed`` whose descriptor runs ``n`` images in one start."""
+    copy = dataclasses.replace(packed, regs=dict(packed.regs))
+    stream.set_batch(copy, n)
+    return copy
+
+
 def check_fits(packed: stream.PackedLayer, board: Board) -> int:
     """Refuse a layer the overlay cannot hold, naming the limit; returns its modelled cycles."""
     r, name = packed.regs, packed.name
     mode = {v: k for k, v in stream.MODE.items()}[r["mode"]]
     where = f"layer {name!r} does not fit the {board.name} overlay"
+    if r["in_type"] == stream.ELEM_I16 or (r["has_res"] and r["res_type"] == stream.ELEM_I16):
+        raise OverlayLimitError(
+            f"{where}: its input or residual holds 16-bit codes; on chip only a layer's "
+            "output may be 16-bit (inputs and residuals must fit 8 bits, u8 or i8)"
+        )
     channels = max(r["in_c"], r["out_c"])
     if channels > board.max_channels:
         raise OverlayLimitError(
@@ -70,10 +83,7 @@ def check_fits(packed: stream.PackedLayer, board: Board) -> int:
             f"{where}: its input row window holds {elems} elements > input_elems = "
             f"{board.input_elems}"
         )
-    try:
-        return cycles.layer_cycles(packed, board).total
-    except ValueError as exc:  # one filter's record overflows the weight buffer
-        raise OverlayLimitError(f"{where}: {exc} (weight_bytes)") from exc
+    return cycles.layer_cycles(packed, board).total
 
 
 def assign_slots(bundle: Bundle, sizes: dict[str, int]) -> tuple[dict[str, int], list[int]]:
@@ -123,7 +133,7 @@ class Driver:
             raise ValueError(f"max_batch must be in [1, {MAX_BATCH}], got {max_batch}")
         self.device, self.bundle = device, bundle
         self.board = load_board(board) if isinstance(board, str) else board
-        self.max_batch, self.timeout_s = max_batch, timeout_s
+        self.timeout_s = timeout_s
         self.types = stream.fmap_types(bundle)
         shapes = {"input": (bundle.input.channels, *bundle.input.size)}
         shapes.update({layer.name: tuple(layer.out_shape) for layer in bundle.layers})
@@ -133,7 +143,15 @@ class Driver:
         self.steps, chunks, offset = [], [], 0
         for layer in bundle.layers:
             res_type = self.types[layer.residual] if layer.residual else stream.ELEM_U8
-            packed = stream.pack_layer(layer, self.board.g, self.types[layer.input], res_type)
+            try:  # filters are split into output-channel tiles that fit the weight buffer
+                packed = stream.pack_layer(
+                    layer, self.board.g, self.types[layer.input], res_type, self.board.weight_bytes
+                )
+            except stream.StreamError as exc:  # one filter alone is larger than the buffer
+                raise OverlayLimitError(
+                    f"layer {layer.name!r} does not fit the {self.board.name} overlay: {exc} "
+                    f"(weight_bytes = {self.board.weight_bytes})"
+                ) from exc
             cost = check_fits(packed, self.board)
             res_slot = self.slot_of[layer.residual] if layer.residual else None
             slots = (self.slot_of[layer.input], self.slot_of[layer.name], res_slot)
@@ -141,6 +159,7 @@ class Driver:
             pad = (-packed.data.size) % WEIGHT_ALIGN
             chunks += [packed.data, np.zeros(pad, np.uint8)]
             offset += packed.data.size + pad
+        self.max_batch = self._largest_batch(max_batch)
         # to_device, once per bundle: every layer's stream and params in one buffer
         self.weights = device.allocate(max(offset, WEIGHT_ALIGN))
         self.weights.write(np.concatenate(chunks) if chunks else np.zeros(0, np.uint8))
@@ -148,6 +167,23 @@ class Driver:
         self.capacity = 0
         self.fmaps: list[Buffer] = []
         self._written: dict[str, int] = {}  # register values the device holds now
+
+    def _largest_batch(self, limit: int) -> int:
+        """The largest batch up to ``limit`` that every layer's descriptor still fits.
+
+        A linear layer takes its batch as the width of a 1 x n map (``stream.set_batch``), so
+        its input row grows with the batch; other layers fit at any batch once they fit at 1.
+        """
+        low, high = 1, limit
+        while low < high:
+            mid = (low + high + 1) // 2
+            try:
+                for step in self.steps:
+                    check_fits(batched(step.packed, mid), self.board)
+                low = mid
+            except OverlayLimitError:
+                high = mid - 1
+        return low
 
     @property
     def model_cycles(self) -> int:
@@ -186,7 +222,7 @@ class Driver:
 
     def _execute(self, step: Step, n: int) -> None:
         """Write one layer's descriptor, start the kernel, wait, check its status."""
-        regs = dict(step.packed.regs, batch=n)
+        regs = batched(step.packed, n).regs
         regs["wgt_addr"] = self.weights.device_address + step.wgt_offset
         regs["in_addr"] = self.fmaps[step.in_slot].device_address
         regs["out_addr"] = self.fmaps[step.out_slot].device_address

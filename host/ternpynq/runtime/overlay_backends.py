@@ -38,6 +38,18 @@ class OverlayBackend:
         self.name = name
         self.driver = driver
 
+    @classmethod
+    def open(
+        cls, name: str, device: Device, board: str, bundle: Bundle, max_batch: int, timeout_s: float
+    ) -> OverlayBackend:
+        """Load ``bundle`` onto ``device``; the device is closed if the bundle is refused."""
+        try:
+            driver = Driver(device, board, bundle, max_batch=max_batch, timeout_s=timeout_s)
+        except BaseException:
+            device.close()
+            raise
+        return cls(name, driver)
+
     @property
     def board(self) -> str:
         return self.driver.board.name
@@ -68,12 +80,7 @@ def create_csim(
 ) -> OverlayBackend:
     """The ``csim`` backend: the overlay's C++ behind a simulated device."""
     device = simulated_device(board, ddr_bytes)
-    try:
-        driver = Driver(device, board, bundle, max_batch=max_batch, timeout_s=timeout_s)
-    except BaseException:
-        device.close()
-        raise
-    return OverlayBackend("csim", driver)
+    return OverlayBackend.open("csim", device, board, bundle, max_batch, timeout_s)
 
 
 # -- pynq --------------------------------------------------------------------------------
@@ -122,12 +129,7 @@ def create_pynq(
     manifest = read_manifest(paths["manifest"])
     check_manifest(manifest, manifest_expectation(load_board(board)), str(paths["manifest"]))
     device = PynqDevice(paths["bit"], load_regmap())
-    try:
-        driver = Driver(device, board, bundle, max_batch=max_batch, timeout_s=timeout_s)
-    except BaseException:
-        device.close()
-        raise
-    return OverlayBackend("pynq", driver)
+    return OverlayBackend.open("pynq", device, board, bundle, max_batch, timeout_s)
 
 
 backends.register("csim", create_csim)
