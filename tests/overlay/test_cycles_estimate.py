@@ -1,0 +1,81 @@
+"""Cycle model by hand, group-skipping savings, resources within capacity, the estimate CLI
+and the modelled goals of issue 4 (model figures, recorded in docs/overlay.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ternpynq.bundle.io import save
+from ternpynq.bundle.schema import Layer, Op, Requant
+from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.cli import main
+from ternpynq.runtime.boards import load_board
+from ternpynq.runtime.cycles import layer_cycles, resources
+from ternpynq.runtime.estimate import estimate, synthetic_model
+from ternpynq.runtime.stream import ELEM_U8, pack_layer, set_batch
+
+
+def _linear(weight: np.ndarray) -> Layer:
+    cout, cin = weight.shape
+    rq = Requant(np.ones(cout, np.int32), np.zeros(cout, np.int32), 0, 0, 255)
+    return Layer("fc", Op.LINEAR, "x", (cin,), (cout,), 1.0, weight=weight, requant=rq, trits=1)
+
+
+def test_linear_layer_cycles_by_hand(small_board):
+    # small board: P = 4, g = 8, R = P*g / 8 = 4 cycles to read an input vector, 32-bit port
+    packed = pack_layer(_linear(np.ones((3, 8), np.int16)), 8, ELEM_U8, tile_bytes=512)
+    cyc = layer_cycles(packed, small_board)
+    # one group, one lane word, 3 keeping filters x 1 trit = 3 < R = 4 -> 4 cycles; the requant
+    # sweep (3 filters) overlaps nothing else in a 1-tile pass: max(4, 3) + 3 = 7
+    assert cyc.compute == 7
+    # tile header 4 B + group header (q, n_keep, 3 filters) 10 B + 3 lane words of 2 B = 20 B,
+    # then 3 x 8 B of params: 5 + 6 beats of the 4-byte port
+    assert cyc.wgt_beats == 5 + 6
+    set_batch(packed, 8)  # 8 images become a 1 x 8 map: 2 pixel tiles of P = 4
+    assert layer_cycles(packed, small_board).compute == 2 * 4 + 3
+
+
+def test_pruned_groups_cost_no_cycles(small_board):
+    w = np.ones((4, 32), np.int16)
+    dense = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
+    w[:, 8:] = 0  # every filter keeps 1 of 4 groups
+    pruned = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
+    assert dense.compute == max(4 * 4, 4) + 4  # 4 groups x max(R, 4 filters)
+    assert pruned.compute == max(1 * 4, 4) + 4
+    assert pruned.dense_compute == dense.compute
+
+
+@pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
+def test_modelled_design_fits_the_part(name):
+    for kind, use in resources(load_board(name)).items():
+        assert use["used"] <= use["capacity"], kind
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return synthetic_model("resnet18", cr=21.0)
+
+
+@pytest.mark.parametrize("name,goal", [("zcu104", 450.0), ("pynq-z2", 60.0)])
+def test_resnet18_goals_of_issue_4(resnet18, name, goal):
+    """Model figures: ResNet-18 at 224x224 and ~21x PE-wise CR, batch 8, ARM overlapped."""
+    est = estimate(resnet18, load_board(name), batch=8)
+    assert est["fps_overlapped"] >= goal
+    assert 0.0 < est["arm_share"] < 0.25
+    assert est["skip_saving"] > 0.1
+
+
+def test_estimate_cli_text_and_json(tmp_path, capsys):
+    assert main(["estimate", "--arch", "tiny", "--board", "pynq-z2"]) == 0
+    text = capsys.readouterr().out
+    assert "model figures, not measurements" in text and "conv1" in text and "LUT" in text
+    path = save(random_bundle("tiny", seed=2), tmp_path / "m.tpq")
+    assert main(["estimate", str(path), "--board", "zcu104", "--json", "--batch", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["board"] == "zcu104" and data["batch"] == 2 and len(data["layers"]) == 7
+    assert data["fps_serial"] <= data["fps_overlapped"]
+    assert main(["estimate", "--arch", "tiny", "--cr", "3", "--board", "zcu104"]) == 1
+    assert "outside (0, 1]" in capsys.readouterr().err
