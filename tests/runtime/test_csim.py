@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ternpynq.bundle.synthetic import INT8, RELU, GraphBuilder, random_bundle
 from ternpynq.runtime import backends
+from ternpynq.runtime.boards import load_board
+from ternpynq.runtime.driver import OverlayLimitError
 from ternpynq.runtime.network import Network
 
 
@@ -50,6 +54,32 @@ def test_csim_equals_emu_on_random_networks(bundle, n, seed):
     c, (h, w) = bundle.input.channels, bundle.input.size
     x = np.random.default_rng(seed).integers(-128, 128, (n, c, h, w)).astype(np.int8)
     backend = backends.create("csim", bundle, max_batch=2)
+    try:
+        assert np.array_equal(backend.run(x), Network(bundle).run(x))
+    finally:
+        backend.close()
+
+
+# Overlay geometries beside the board files: other lane counts g and PE counts P, and a small
+# weight buffer that splits layers into many output-channel tiles (each compiles once, cached).
+GEOMETRIES = [(8, 3, 8192), (16, 20, None), (64, 5, 8192), (32, 1, None)]
+
+
+@settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bundle=networks(), geometry=st.sampled_from(GEOMETRIES), seed=st.integers(0, 2**16))
+def test_csim_equals_emu_for_any_overlay_geometry(bundle, geometry, seed):
+    """The bundle's g need not match the overlay's: the driver repacks for the loaded one."""
+    g, p, weight_bytes = geometry
+    base = load_board("pynq-z2")
+    board = dataclasses.replace(
+        base, name=f"test-g{g}-p{p}", g=g, P=p, weight_bytes=weight_bytes or base.weight_bytes
+    )
+    try:
+        backend = backends.create("csim", bundle, board=board, max_batch=2)
+    except OverlayLimitError:
+        assume(False)  # one filter larger than the small weight buffer: refused, not a bug
+    c, (h, w) = bundle.input.channels, bundle.input.size
+    x = np.random.default_rng(seed).integers(-128, 128, (3, c, h, w)).astype(np.int8)
     try:
         assert np.array_equal(backend.run(x), Network(bundle).run(x))
     finally:

@@ -16,6 +16,7 @@ import numpy as np
 from ternpynq.bundle.schema import Bundle
 from ternpynq.runtime import backends
 from ternpynq.runtime.boards import (
+    Board,
     BoardError,
     bitstream_paths,
     board_names,
@@ -40,7 +41,13 @@ class OverlayBackend:
 
     @classmethod
     def open(
-        cls, name: str, device: Device, board: str, bundle: Bundle, max_batch: int, timeout_s: float
+        cls,
+        name: str,
+        device: Device,
+        board: str | Board,
+        bundle: Bundle,
+        max_batch: int,
+        timeout_s: float,
     ) -> OverlayBackend:
         """Load ``bundle`` onto ``device``; the device is closed if the bundle is refused."""
         try:
@@ -62,18 +69,20 @@ class OverlayBackend:
 
 
 # -- csim --------------------------------------------------------------------------------
-def simulated_device(board: str = DEFAULT_CSIM_BOARD, ddr_bytes: int | None = None) -> Device:
-    """A SimulatedDevice running the csim kernel built for ``board``."""
+def simulated_device(
+    board: str | Board = DEFAULT_CSIM_BOARD, ddr_bytes: int | None = None
+) -> Device:
+    """A SimulatedDevice running the csim kernel built for ``board`` (a name or a Board)."""
     from ternpynq.runtime.csim_build import load_kernel
     from ternpynq.runtime.simdevice import DEFAULT_DDR_BYTES, SimulatedDevice
 
-    kernel = load_kernel(load_board(board).name)
+    kernel = load_kernel(load_board(board) if isinstance(board, str) else board)
     return SimulatedDevice(load_regmap(), kernel.start, ddr_bytes=ddr_bytes or DEFAULT_DDR_BYTES)
 
 
 def create_csim(
     bundle: Bundle,
-    board: str = DEFAULT_CSIM_BOARD,
+    board: str | Board = DEFAULT_CSIM_BOARD,
     max_batch: int = 32,
     timeout_s: float = CSIM_TIMEOUT_S,
     ddr_bytes: int | None = None,
