@@ -7,6 +7,7 @@ import pytest
 from harness import DDR_BASE, place, run_csim
 
 from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.boards import load_board
 from ternpynq.runtime.csim_vectors import network_cases
 from ternpynq.runtime.network import Network
 
@@ -84,3 +85,16 @@ def test_bad_descriptor_and_stream(small_board):
     big = dict(case.regs, in_c=10_000)
     status, _, _ = run_csim(case.with_(regs=big), small_board)
     assert status == codes["too_large"]
+
+
+@pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
+def test_resnet18_graph_at_32x32(name):
+    """7x7/2 first conv with 3 channels, 3x3/2 max-pool, 512 channels, 1000-way FC, batch 2."""
+    board = load_board(name)
+    bundle = random_bundle("resnet18", g=64, seed=4, size=32, num_classes=1000)
+    x = np.random.default_rng(4).integers(-128, 128, (2, 3, 32, 32)).astype(np.int8)
+    for case in network_cases(bundle, x, board):
+        status, cycles, out = run_csim(case, board)
+        assert status == 0, case.name
+        assert np.array_equal(case.decode(out), case.expected), case.name
+        assert cycles == case.cycles, case.name
