@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ternpynq.bundle.io import save
+import ternpynq
+from ternpynq.bundle.io import load, save
 from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.cli import main
 from ternpynq.runtime import backends
+from ternpynq.runtime.network import Network
 from ternpynq.runtime.overlay_backends import create_csim
+from ternpynq.runtime.preprocess import preprocess
 from ternpynq.runtime.selftest import RANDOM_NETWORKS, selftest
 
 
@@ -71,3 +74,22 @@ def test_selftest_without_the_default_model_checks_random_networks(tmp_path):
 def test_selftest_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert main(["selftest", "--backend", "csim", "--model", str(tmp_path / "x.tpq")]) == 1
     assert capsys.readouterr().err.strip().endswith("not found")
+
+
+def test_default_model_sample_images_are_identical_on_csim():
+    """Every sample image shipped with the default model, csim against emu (skipped, visibly,
+    until the trained model is in the package)."""
+    if not ternpynq.DEFAULT_MODEL.exists():
+        pytest.skip(f"{ternpynq.DEFAULT_MODEL.name} is not in the package yet")
+    images = sorted(ternpynq.SAMPLES_DIR.glob("*.png"))
+    assert images, f"no sample images in {ternpynq.SAMPLES_DIR}"
+    bundle = load(ternpynq.DEFAULT_MODEL)
+    codes = np.stack([preprocess(path, bundle.input) for path in images])
+    backend = backends.create("csim", bundle)
+    try:
+        assert np.array_equal(backend.run(codes), Network(bundle).run(codes))
+    finally:
+        backend.close()
+    lines: list[str] = []
+    assert selftest("csim", ternpynq.DEFAULT_MODEL, ternpynq.SAMPLES_DIR, {}, out=lines.append)
+    assert f"({len(images)} sample images)" in lines[1]
