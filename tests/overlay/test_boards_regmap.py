@@ -100,3 +100,9 @@ def test_overlapping_registers_are_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="overlap"):
         load_regmap(path)
+
+
+def test_docs_list_every_register():
+    doc = (overlay_dir().parent / "docs" / "overlay.md").read_text()
+    for reg in load_regmap():
+        assert f"| 0x{reg.offset:02X} | `{reg.name}` | {reg.width} |" in doc, reg.name
