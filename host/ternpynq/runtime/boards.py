@@ -154,6 +154,7 @@ def config_header(board: Board) -> str:
         "TPQ_MAX_K": board.max_kernel,
         "TPQ_MAX_C": board.max_channels,
         "TPQ_PORT_BYTES": board.port_bytes,
+        "TPQ_WBUF_PORTS": board.lane_word_bytes,  # bytes of the weight buffer read per cycle
     }
     lines = [
         f"// Generated from overlay/boards/{board.name}.json by ternpynq.runtime.boards.",

@@ -117,6 +117,9 @@ uint32_t run_conv(const Desc& d, const uint8_t* wgt, const uint8_t* fin, uint8_t
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;
   const uint64_t img_out = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_c;
   const uint32_t npix = d.out_h * d.out_w, tiles = (npix + P - 1) / P, kk = d.kernel * d.kernel;
+#pragma HLS ARRAY_PARTITION variable=acc_mem type=complete dim=2
+#pragma HLS ARRAY_PARTITION variable=conv_ibuf type=cyclic factor=TPQ_IBUF_READ
+#pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=TPQ_WBUF_PORTS
   RowBuffer rb{conv_ibuf, rows_needed(d), d.in_w, d.in_c, d.in_type, 0};
   int32_t oy[P], ox[P], x[P][G];
   uint64_t wpos = 0;
