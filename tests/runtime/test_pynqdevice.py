@@ -267,3 +267,13 @@ def test_board_detection_and_the_auto_probe_never_import_pynq(monkeypatch, board
     monkeypatch.setenv("BOARD", "Pynq-Z2")
     assert pynq_available() is backends.module_available("pynq")  # False here: not installed
     assert "pynq" not in sys.modules
+
+
+@pytest.mark.board
+def test_selftest_on_the_board():
+    """On a PYNQ board with the bitstream built: ``pytest -m board`` (same as ``ternpynq
+    selftest --backend pynq``); never run here, where there is no board."""
+    import ternpynq
+    from ternpynq.runtime.selftest import selftest
+
+    assert selftest("pynq", ternpynq.DEFAULT_MODEL, ternpynq.SAMPLES_DIR, {})
