@@ -25,6 +25,11 @@ RELU, INT8, INT16 = (0, 255), (-128, 127), (-32768, 32767)
 TARGET = {RELU: 160.0, INT8: 90.0, INT16: 20000.0}  # the 99th percentile aimed for
 
 
+def _layer(name: str, op: Op, src: str, **fields) -> Layer:
+    """A layer whose shapes and output scale ``GraphBuilder._add`` fills in."""
+    return Layer(name=name, op=op, input=src, in_shape=(), out_shape=(), out_scale=1.0, **fields)
+
+
 class GraphBuilder:
     """Append layers one by one; each is calibrated on a batch of random input codes."""
 
@@ -93,15 +98,11 @@ class GraphBuilder:
         clamp: tuple[int, int] = RELU,
         residual: str | None = None,
     ) -> str:
-        cin = self.shapes[src][0]
-        w, mask = self._weights((cout, cin, k, k), trits)
-        layer = Layer(
-            name=name,
-            op=Op.CONV,
-            input=src,
-            in_shape=(),
-            out_shape=(),
-            out_scale=1.0,
+        w, mask = self._weights((cout, self.shapes[src][0], k, k), trits)
+        layer = _layer(
+            name,
+            Op.CONV,
+            src,
             kernel=k,
             stride=stride,
             padding=k // 2,
@@ -115,37 +116,15 @@ class GraphBuilder:
 
     def linear(self, name: str, src: str, cout: int, trits: int = 5) -> str:
         w, mask = self._weights((cout, self.shapes[src][0]), trits)
-        layer = Layer(
-            name=name,
-            op=Op.LINEAR,
-            input=src,
-            in_shape=(),
-            out_shape=(),
-            out_scale=1.0,
-            trits=trits,
-            weight=w,
-            mask=mask,
-            alpha=1.0,
-        )
+        layer = _layer(name, Op.LINEAR, src, trits=trits, weight=w, mask=mask, alpha=1.0)
         return self._add(layer, INT16)
 
     def maxpool(self, name: str, src: str, k: int = 3, stride: int = 2) -> str:
-        layer = Layer(
-            name=name,
-            op=Op.MAXPOOL,
-            input=src,
-            in_shape=(),
-            out_shape=(),
-            out_scale=1.0,
-            kernel=k,
-            stride=stride,
-            padding=k // 2,
-        )
+        layer = _layer(name, Op.MAXPOOL, src, kernel=k, stride=stride, padding=k // 2)
         return self._add(layer, None)
 
     def gap(self, name: str, src: str) -> str:
-        layer = Layer(name=name, op=Op.GAP, input=src, in_shape=(), out_shape=(), out_scale=1.0)
-        return self._add(layer, RELU)
+        return self._add(_layer(name, Op.GAP, src), RELU)
 
     def basic_block(self, name: str, src: str, cout: int, stride: int) -> str:
         """ResNet basic block; the shortcut is fused into the second conv's requantization."""
