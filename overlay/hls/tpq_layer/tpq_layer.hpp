@@ -2,9 +2,9 @@
 //
 // A P x G PE array: the P PEs compute P consecutive output pixels (raster order) of the same
 // output filter; each PE adds G lanes per cycle, and the current lane word of weights is
-// broadcast to all PEs. The weight stream holds only non-empty groups, so a pruned group costs
-// no cycle on any PE. Multi-trit weights run plane by plane, MSB first, with acc = 3*acc + sum
-// (x3 as shift + add), so the MAC path has no multiplier.
+// broadcast to all PEs. The weight stream lists, per input-channel group, only the filters that
+// keep it, so a pruned group costs no cycle on any PE. Multi-trit weights run plane by plane,
+// MSB first, with part = 3*part + sum (x3 as shift + add): the MAC path has no multiplier.
 //
 // Board geometry comes from tpq_config.h (generated from overlay/boards/<board>.json) and
 // register offsets from tpq_regs.h (generated from regmap.json); neither is edited by hand.
@@ -99,7 +99,6 @@ inline void fm_store(uint8_t* p, uint64_t idx, uint32_t t, int32_t v) {
 // The one accessor for the weight stream's bit order: trit of lane l in a lane word
 // (2-bit two's complement code, lane l at bits 2(l%4) of byte l/4). Code 0b10 is invalid.
 inline int trit_code(const uint8_t* word, int l) { return (word[l >> 2] >> (2 * (l & 3))) & 3; }
-inline int trit_value(int code) { return code == 1 ? 1 : code == 3 ? -1 : 0; }
 inline uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 inline int32_t le32(const uint8_t* p) {
   return static_cast<int32_t>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
