@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "ternpynq.runtime.commands",
     "ternpynq.runtime.estimate",
     "ternpynq.runtime.selftest",
+    "ternpynq.serve.commands",
+    "ternpynq.train.commands",
 ]
 
 
