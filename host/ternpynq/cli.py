@@ -20,7 +20,6 @@ COMMAND_MODULES = [
     "ternpynq.runtime.estimate",
     "ternpynq.runtime.selftest",
     "ternpynq.serve.commands",
-    "ternpynq.train.commands",
 ]
 
 
