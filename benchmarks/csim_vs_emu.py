@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
 
@@ -26,18 +25,9 @@ from ternpynq.runtime import backends
 from ternpynq.runtime.driver import Driver
 from ternpynq.runtime.regmap import load_regmap
 from ternpynq.runtime.simdevice import SimulatedDevice
+from timing import best_time
 
 BOARD = "pynq-z2"
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up (builds the csim library once, grows buffers)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def models(with_resnet18: bool) -> list[Bundle]:

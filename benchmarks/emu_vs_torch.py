@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
 import onnxruntime
@@ -23,6 +22,7 @@ from ternpynq.bundle.schema import Bundle, Op
 from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
+from timing import best_time
 
 
 def torch_forward(bundle: Bundle):
@@ -54,16 +54,6 @@ def torch_forward(bundle: Bundle):
         return t[bundle.output]
 
     return forward
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
