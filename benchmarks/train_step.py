@@ -68,8 +68,10 @@ def main() -> None:
         return
     for m in ("fp", "tern", "naive", "wpc"):
         print(f"{m:6s} {1000 * result[m]:8.2f} ms/step")
-    print(f"wpc vs fp: {100 * result['wpc_overhead_vs_fp']:+.1f}%   "
-          f"wpc vs tern: {100 * result['wpc_overhead_vs_tern']:+.1f}%   ({name})")  # fmt: skip
+    print(
+        f"wpc vs fp: {100 * result['wpc_overhead_vs_fp']:+.1f}%   "
+        f"wpc vs tern: {100 * result['wpc_overhead_vs_tern']:+.1f}%   ({name})"
+    )
 
 
 if __name__ == "__main__":

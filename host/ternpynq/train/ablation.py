@@ -74,11 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             left = args.time_limit - (time.time() - start) / 60
             extra = ["--time-limit", f"{max(left, 0.1):.2f}"]
         cmd = cli(*common, *flags, *extra, "--from", pretrained, "--out", str(out / name))
-        run_log = open(out / f"{name}.log", "w")
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        procs.append(
-            (name, subprocess.Popen(cmd, stdout=run_log, stderr=subprocess.STDOUT, env=env))
-        )
+        with open(out / f"{name}.log", "w") as run_log:  # the child keeps its own handle
+            proc = subprocess.Popen(cmd, stdout=run_log, stderr=subprocess.STDOUT, env=env)
+        procs.append((name, proc))
     failed = [name for name, proc in procs if proc.wait() != 0]
     summary = {}
     for name, _ in runs:

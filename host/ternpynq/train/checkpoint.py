@@ -8,9 +8,12 @@ new one, never a torn file. Checkpoints hold tensors and plain data only and are
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
+
+FORMAT = "ternpynq.checkpoint/1"
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
@@ -30,6 +33,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise ValueError(f"{path}: not a ternpynq checkpoint ({exc})") from exc
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a ternpynq checkpoint ({first})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a ternpynq checkpoint (no {FORMAT!r} marker)")
+    return payload

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from ternpynq.cli import CommandError
 
@@ -66,6 +67,7 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="turn a trained checkpoint into a bundle (.tpq)")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
+    p.add_argument("--data", help="dataset folder for calibration (default: the training one)")
     p.add_argument("--calib-batches", type=int, default=8)
     p.add_argument(
         "--percentile", type=float, default=99.99, help="activation calibration percentile"
@@ -91,23 +93,39 @@ def compress_cmd(args) -> int:
         from ternpynq.train.pipeline import STAGES, Run
     except ImportError as exc:
         raise CommandError(f"needs the train extra (pip install 'ternpynq[train]'): {exc}") from exc
-    cfg = TrainConfig(arch=args.arch, dataset=args.dataset, data=args.data, batch_size=args.batch_size,
-                      image_size=args.image_size, seed=args.seed, init=args.init,
-                      train_subset=args.subset)  # fmt: skip
+    cfg = TrainConfig(
+        arch=args.arch,
+        dataset=args.dataset,
+        data=args.data,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        seed=args.seed,
+        init=args.init,
+        train_subset=args.subset,
+    )
     epochs = (cfg.pretrain.epochs, cfg.compress.epochs, cfg.finetune.epochs)
     if args.quick:
         cfg.train_subset = cfg.train_subset or QUICK["train_subset"]
         epochs = QUICK["epochs"]
     epochs = args.epochs or epochs
     lrs = args.lr or (cfg.pretrain.lr, cfg.compress.lr, cfg.finetune.lr)
-    cfg.pretrain, cfg.compress, cfg.finetune = (StageConfig(e, lr) for e, lr in zip(epochs, lrs))
+    cfg.pretrain, cfg.compress, cfg.finetune = (
+        StageConfig(e, lr) for e, lr in zip(epochs, lrs, strict=True)
+    )
     if args.time_limit:
         cfg.deadline = time.time() + 60 * args.time_limit
-    pe = TernaryPEConfig(g=args.g, method=args.method, lam=args.lam, r=args.r, t=args.t,
-                         tau_mode=args.tau_mode, solver=args.solver,
-                         per_channel_alpha=args.per_channel_alpha,
-                         trainable_threshold=args.trainable_threshold,
-                         target_density=args.target_density)  # fmt: skip
+    pe = TernaryPEConfig(
+        g=args.g,
+        method=args.method,
+        lam=args.lam,
+        r=args.r,
+        t=args.t,
+        tau_mode=args.tau_mode,
+        solver=args.solver,
+        per_channel_alpha=args.per_channel_alpha,
+        trainable_threshold=args.trainable_threshold,
+        target_density=args.target_density,
+    )
     stages = STAGES if args.stage == "all" else tuple(args.stage.split(","))
     if not stages or any(s not in STAGES for s in stages):
         raise CommandError(f"--stage: choose all or a list of {', '.join(STAGES)}")
@@ -126,24 +144,34 @@ def export_cmd(args) -> int:
         from ternpynq.train.export import export_checkpoint
     except ImportError as exc:
         raise CommandError(f"needs the train extra (pip install 'ternpynq[train]'): {exc}") from exc
-    from ternpynq.bundle import save
+    from ternpynq.bundle import load, save
 
     bundle = export_checkpoint(
-        args.checkpoint, calib_batches=args.calib_batches, percentile=args.percentile
+        args.checkpoint,
+        calib_batches=args.calib_batches,
+        percentile=args.percentile,
+        data=args.data,
     )
     save(bundle, args.out)
-    print(f"wrote {args.out}: {json.dumps(bundle.stats.get('summary', {}))}")
+    stats = load(args.out).stats
+    print(
+        f"wrote {args.out}: CR {stats['cr']:.2f}, D {stats['density']:.4f}, "
+        f"s_min {stats['s_min']:.4f}, {Path(args.out).stat().st_size} bytes"
+    )
     return 0
 
 
 def evaluate_cmd(args) -> int:
     from ternpynq.train.evaluate import evaluate_bundle
 
-    result = evaluate_bundle(args.model, args.dataset, args.data, args.backend, args.batch_size,
-                             args.limit, args.split)  # fmt: skip
+    result = evaluate_bundle(
+        args.model, args.dataset, args.data, args.backend, args.batch_size, args.limit, args.split
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['model']} on {result['dataset']} ({result['images']} images, backend "
-              f"{result['backend']}): top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%")  # fmt: skip
+        print(
+            f"{result['model']} on {result['dataset']} ({result['images']} images, backend "
+            f"{result['backend']}): top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%"
+        )
     return 0

@@ -58,8 +58,8 @@ def load_fashion_mnist(
         if not p.is_file():
             raise DataError(
                 f"Fashion-MNIST not found: {p} is missing; install the Debian package "
-                f"'dataset-fashion-mnist' (apt-get install dataset-fashion-mnist) or pass --data DIR "
-                f"with the four idx .gz files"
+                "'dataset-fashion-mnist' (apt-get install dataset-fashion-mnist) or pass "
+                "--data DIR with the four idx .gz files"
             )
     x, y = _read_idx(images), _read_idx(labels).astype(np.int64)
     if x.ndim != 3 or len(x) != len(y):

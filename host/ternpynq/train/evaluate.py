@@ -95,5 +95,11 @@ def evaluate_bundle(
             top5 += int((order == y[:, None]).any(1).sum())
     finally:
         runner.close()
-    return {"model": str(model), "dataset": dataset, "backend": name, "images": n,
-            "top1": 100.0 * top1 / max(n, 1), "top5": 100.0 * top5 / max(n, 1)}  # fmt: skip
+    return {
+        "model": str(model),
+        "dataset": dataset,
+        "backend": name,
+        "images": n,
+        "top1": 100.0 * top1 / max(n, 1),
+        "top5": 100.0 * top5 / max(n, 1),
+    }

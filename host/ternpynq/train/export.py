@@ -208,8 +208,25 @@ def export_model(
             if q.trits == 1
             else np.ones((q.weight.shape[0], -(-cin // g)), bool)
         )
-        layers.append(Layer(name, Op.CONV, src, shapes[src], out, scale, residual, kk, st, pd,
-                            q.trits, q.weight, mask, rq, q.alpha))  # fmt: skip
+        layers.append(
+            Layer(
+                name,
+                Op.CONV,
+                src,
+                shapes[src],
+                out,
+                scale,
+                residual,
+                kk,
+                st,
+                pd,
+                q.trits,
+                q.weight,
+                mask,
+                rq,
+                q.alpha,
+            )
+        )
         scales[name], shapes[name], ranges[name] = scale, out, clamp
         return name
 
@@ -222,8 +239,19 @@ def export_model(
             (hh + 2 * mp.padding - mp.kernel_size) // mp.stride + 1,
             (ww + 2 * mp.padding - mp.kernel_size) // mp.stride + 1,
         )
-        layers.append(Layer("maxpool", Op.MAXPOOL, cur, shapes[cur], out, scales[cur], kernel=mp.kernel_size,
-                            stride=mp.stride, padding=mp.padding))  # fmt: skip
+        layers.append(
+            Layer(
+                "maxpool",
+                Op.MAXPOOL,
+                cur,
+                shapes[cur],
+                out,
+                scales[cur],
+                kernel=mp.kernel_size,
+                stride=mp.stride,
+                padding=mp.padding,
+            )
+        )
         scales["maxpool"], shapes["maxpool"], ranges["maxpool"] = scales[cur], out, ranges[cur]
         cur = "maxpool"
     for si, stage in enumerate(model.stages()):
@@ -232,8 +260,14 @@ def export_model(
             p = f"layer{si + 1}.{bi}"
             identity = cur
             if block.downsample is not None:
-                identity = conv_layer(f"{p}.downsample", cur, block.downsample[0], block.downsample[1],
-                                      INT8, cal.scale(f"{p}.downsample", 127))  # fmt: skip
+                identity = conv_layer(
+                    f"{p}.downsample",
+                    cur,
+                    block.downsample[0],
+                    block.downsample[1],
+                    INT8,
+                    cal.scale(f"{p}.downsample", 127),
+                )
             a = conv_layer(
                 f"{p}.conv1", cur, block.conv1, block.bn1, RELU, cal.scale(f"{p}.conv1", 255)
             )
@@ -250,16 +284,37 @@ def export_model(
     s_gap = cal.scale("gap", 255)
     ratio = np.full(cc, scales[cur] / (hh * ww * s_gap))
     mult, shift = quantize_multiplier(ratio)
-    layers.append(Layer("gap", Op.GAP, cur, shapes[cur], (cc,), s_gap,
-                        requant=Requant(mult, np.zeros(cc, np.int32), shift, *RELU)))  # fmt: skip
+    layers.append(
+        Layer(
+            "gap",
+            Op.GAP,
+            cur,
+            shapes[cur],
+            (cc,),
+            s_gap,
+            requant=Requant(mult, np.zeros(cc, np.int32), shift, *RELU),
+        )
+    )
     scales["gap"], shapes["gap"], ranges["gap"] = s_gap, (cc,), RELU
     fc = model.fc
     q = quantize_multi_trit(fc.weight, 255)
     s_fc = 2.0 * cal.scale("fc", INT16[1])  # headroom: logits rarely clip even off-distribution
     rq = make_requant(q.scale * s_gap, fc.bias.detach().double().cpu().numpy(), s_fc, INT16)
     mask = np.ones((q.weight.shape[0], -(-cc // g)), bool)
-    layers.append(Layer("fc", Op.LINEAR, "gap", (cc,), (fc.out_features,), s_fc, trits=q.trits,
-                        weight=q.weight, mask=mask, requant=rq))  # fmt: skip
+    layers.append(
+        Layer(
+            "fc",
+            Op.LINEAR,
+            "gap",
+            (cc,),
+            (fc.out_features,),
+            s_fc,
+            trits=q.trits,
+            weight=q.weight,
+            mask=mask,
+            requant=rq,
+        )
+    )
     model.float()
     return Bundle(name, list(labels), spec, g, layers, "fc", extra=extra or {})
 

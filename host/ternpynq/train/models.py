@@ -54,7 +54,7 @@ class ResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         cin = widths[0]
-        for i, (n, w) in enumerate(zip(blocks, widths)):
+        for i, (n, w) in enumerate(zip(blocks, widths, strict=True)):
             stride = 1 if i == 0 else 2
             layers = []
             for j in range(n):

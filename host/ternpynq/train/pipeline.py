@@ -102,7 +102,7 @@ class Run:
 
     def payload(self, stage: str, epoch: int, done: list[str], opt=None) -> dict:
         return {
-            "format": "ternpynq.checkpoint/1",
+            "format": ckpt.FORMAT,
             "stage": stage,
             "epoch": epoch,
             "done": done,
