@@ -21,30 +21,45 @@ from ternpynq.train.config import TernaryPEConfig
 from ternpynq.train.models import resnet20
 
 
-def time_steps(method: str, steps: int, batch: int, device: torch.device) -> float:
-    """Median seconds per step after warm-up."""
-    torch.manual_seed(0)
-    pe = TernaryPEConfig(method=method, lam=0.01)
-    model = compress_(resnet20(), pe).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(batch, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
-    times = []
-    for i in range(steps + 5):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+class Trainer:
+    """One model and optimizer for one method, on fixed random data."""
+
+    def __init__(self, method: str, batch: int, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.pe = TernaryPEConfig(method=method, lam=0.01)
+        self.model = compress_(resnet20(), self.pe).to(device)
+        self.opt = torch.optim.SGD(
+            self.model.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4
+        )
+        self.x = torch.randn(batch, 1, 28, 28, device=device)
+        self.y = torch.randint(0, 10, (batch,), device=device)
+        self.device = device
+
+    def step(self) -> float:
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.model(self.x), self.y)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        if pe.penalized:
-            prox_step_(model, pe, 0.02)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 5:
-            times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+        self.opt.step()
+        if self.pe.penalized:
+            prox_step_(self.model, self.pe, 0.02)
+        sync()
+        return time.perf_counter() - t0
+
+
+def time_steps(methods: tuple[str, ...], steps: int, batch: int, device: torch.device) -> dict:
+    """Median seconds per step; the methods take turns step by step, so a machine shared with
+    other work slows them all alike."""
+    trainers = {m: Trainer(m, batch, device) for m in methods}
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for i in range(steps + 3):
+        for m, trainer in trainers.items():
+            t = trainer.step()
+            if i >= 3:
+                times[m].append(t)
+    return {m: sorted(v)[len(v) // 2] for m, v in times.items()}
 
 
 def main() -> None:
@@ -54,9 +69,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = {
-        m: time_steps(m, args.steps, args.batch, device) for m in ("fp", "tern", "naive", "wpc")
-    }
+    result: dict = time_steps(("fp", "tern", "naive", "wpc"), args.steps, args.batch, device)
     result["wpc_overhead_vs_fp"] = result["wpc"] / result["fp"] - 1
     result["wpc_overhead_vs_tern"] = result["wpc"] / result["tern"] - 1
     name = (

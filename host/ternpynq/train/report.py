@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data")
     p.add_argument("--out", required=True)
     p.add_argument("--backend", default="emu")
+    p.add_argument("--only", default="", help="comma-separated run names (default: all)")
     p.add_argument("--agree", default="", help="runs whose intsim/emu agreement is measured")
     p.add_argument("--hist", default="naive-d0.7,wpc-d0.7", help="two runs for the histogram")
     p.add_argument("--hist-layer", default="layer2.1.conv1")
@@ -103,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     rows, models = {}, {}
     for folder in map(Path, args.runs):
         for model in sorted(folder.glob("*/model.pt")):
-            if model.parent.name != "pretrain":
+            keep = not args.only or model.parent.name in args.only.split(",")
+            if model.parent.name != "pretrain" and keep:
                 models[model.parent.name] = model
+    if (out / "ablation.json").is_file():  # resume: keep rows already measured
+        rows = json.loads((out / "ablation.json").read_text())
     for name, model in models.items():
+        if name in rows:
+            continue
         bundle_path = model.parent / f"{name}.tpq"
         save(export_checkpoint(str(model), data=args.data), bundle_path)
         res = evaluate_bundle(str(bundle_path), "fashion-mnist", args.data, args.backend)
