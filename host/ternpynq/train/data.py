@@ -101,6 +101,19 @@ def augment(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def batch_order(
+    n: int, shuffle_seed: int | None, rank: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Generator]:
+    """The image order of one epoch (the same on every rank: the seed fixes it) and a
+    per-rank generator for augmentation on ``device``."""
+    if shuffle_seed is None:
+        order = torch.arange(n)
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
+    gen = torch.Generator(device=device).manual_seed((shuffle_seed or 0) + 7919 * rank)
+    return order.to(device), gen
+
+
 class TensorData:
     """A split held as one uint8 tensor (N, C, H, W) plus labels, batched by index."""
 
@@ -127,12 +140,7 @@ class TensorData:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Normalised float batches; each rank gets every ``world``-th image of a global batch."""
         n = len(self)
-        if shuffle_seed is None:
-            order = torch.arange(n, device=self.device)
-        else:
-            gen = torch.Generator(device="cpu").manual_seed(shuffle_seed)
-            order = torch.randperm(n, generator=gen).to(self.device)
-        gen = torch.Generator(device=self.device).manual_seed((shuffle_seed or 0) + 7919 * rank)
+        order, gen = batch_order(n, shuffle_seed, rank, self.device)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size][rank::world]
             x = self.images[idx].float() / 255.0

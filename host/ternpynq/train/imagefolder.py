@@ -16,7 +16,7 @@ from PIL import Image
 
 from ternpynq.bundle.schema import InputSpec
 from ternpynq.runtime.preprocess import open_image, to_pixels
-from ternpynq.train.data import DataError, augment, normalize
+from ternpynq.train.data import DataError, augment, batch_order, normalize
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
 
@@ -89,11 +89,7 @@ class ImageFolderData:
         pad: int = 0,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self)
-        if shuffle_seed is None:
-            order = torch.arange(n)
-        else:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
-        gen = torch.Generator(device="cpu").manual_seed((shuffle_seed or 0) + 7919 * rank)
+        order, gen = batch_order(n, shuffle_seed, rank, torch.device("cpu"))
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size][rank::world]
             x = self.load(idx)
