@@ -162,7 +162,10 @@ def export_cmd(args) -> int:
 
 
 def evaluate_cmd(args) -> int:
-    from ternpynq.train.evaluate import evaluate_bundle
+    try:
+        from ternpynq.train.evaluate import evaluate_bundle
+    except ImportError as exc:
+        raise CommandError(f"needs the train extra (pip install 'ternpynq[train]'): {exc}") from exc
 
     result = evaluate_bundle(
         args.model, args.dataset, args.data, args.backend, args.batch_size, args.limit, args.split
