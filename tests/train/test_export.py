@@ -87,3 +87,19 @@ def test_export_model_from_a_fresh_float_model(fashion_dir):
     assert np.array_equal(
         Network(bundle).run(codes), intsim.run(bundle, torch.from_numpy(codes)).numpy()
     )
+
+
+def test_optional_variants_train_and_export_exactly(fashion_dir, tmp_path):
+    """Subgradient solver, rank tau, per-channel alpha and a trainable threshold, end to end."""
+    cfg = TrainConfig(data=str(fashion_dir), batch_size=128, augment=False,
+                      pretrain=StageConfig(1, 0.05), compress=StageConfig(1, 0.02),
+                      finetune=StageConfig(1, 0.01))  # fmt: skip
+    pe = TernaryPEConfig(method="wpc", solver="subgradient", tau_mode="rank", r=0.3, lam=0.05,
+                         per_channel_alpha=True, trainable_threshold=True)  # fmt: skip
+    Run(cfg, pe, tmp_path).run()
+    bundle = from_bytes(to_bytes(export_checkpoint(str(tmp_path / "model.pt"))))
+    assert bundle.extra["pe"]["tau_mode"] == "rank"
+    codes = np.random.default_rng(1).integers(-128, 128, (8, 1, 28, 28)).astype(np.int8)
+    assert np.array_equal(
+        Network(bundle).run(codes), intsim.run(bundle, torch.from_numpy(codes)).numpy()
+    )
