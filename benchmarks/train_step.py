@@ -62,6 +62,22 @@ def time_steps(methods: tuple[str, ...], steps: int, batch: int, device: torch.d
     return {m: sorted(v)[len(v) // 2] for m, v in times.items()}
 
 
+def time_prox(device: torch.device, repeats: int = 50) -> float:
+    """Seconds for the WPC proximal step alone over all layers (no forward or backward): the
+    part of the overhead that does not depend on other jobs sharing the machine."""
+    pe = TernaryPEConfig(method="wpc", lam=0.01)
+    model = compress_(resnet20(), pe).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        prox_step_(model, pe, 0.02)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        prox_step_(model, pe, 0.02)
+    sync()
+    return (time.perf_counter() - t0) / repeats
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=30)
@@ -70,6 +86,7 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     result: dict = time_steps(("fp", "tern", "naive", "wpc"), args.steps, args.batch, device)
+    result["wpc_prox_alone"] = time_prox(device)
     result["wpc_overhead_vs_fp"] = result["wpc"] / result["fp"] - 1
     result["wpc_overhead_vs_tern"] = result["wpc"] / result["tern"] - 1
     name = (
@@ -81,6 +98,7 @@ def main() -> None:
         return
     for m in ("fp", "tern", "naive", "wpc"):
         print(f"{m:6s} {1000 * result[m]:8.2f} ms/step")
+    print(f"wpc proximal step alone: {1000 * result['wpc_prox_alone']:.2f} ms")
     print(
         f"wpc vs fp: {100 * result['wpc_overhead_vs_fp']:+.1f}%   "
         f"wpc vs tern: {100 * result['wpc_overhead_vs_tern']:+.1f}%   ({name})"
