@@ -24,3 +24,27 @@ def test_runtime_needs_only_numpy_and_pillow():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 10)"
+
+
+def test_cli_lists_every_command_without_importing_torch():
+    script = (
+        "import sys\nfrom ternpynq.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "names = sorted(parser._subparsers._group_actions[0].choices)\n"
+        "print(' '.join(names), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "classify",
+        "compress",
+        "estimate",
+        "evaluate",
+        "export",
+        "inspect",
+        "selftest",
+        "serve",
+        "False",
+    ]
