@@ -28,8 +28,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarra
         wf = w.reshape(cout, c).T
     else:
         win = sliding_window_view(xf, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # (N,Ho,Wo,C,k,k)
-        cols = win[:, :ho, :wo].reshape(n * ho * wo, c * k * k)
-        wf = w.reshape(cout, c * k * k).T
+        # copy with channels innermost (contiguous runs of C), weights ordered to match
+        cols = win[:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
+        wf = w.transpose(0, 2, 3, 1).reshape(cout, k * k * c).T
     acc = cols @ wf.astype(np.float32)  # (N·Ho·Wo, Cout)
     return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2).astype(np.int32)
 
