@@ -114,20 +114,24 @@ def batch_order(
     return order.to(device), gen
 
 
-class TensorData:
-    """A split held as one uint8 tensor (N, C, H, W) plus labels, batched by index."""
+class BatchedData:
+    """Serves normalised (x, y) batches; subclasses say how images at some indices are read.
 
-    def __init__(
-        self, images: np.ndarray, labels: np.ndarray, spec: InputSpec, device: torch.device
-    ):
-        x = torch.from_numpy(np.array(images, copy=True))
-        self.images = (x[:, None] if x.dim() == 3 else x).to(device)
-        self.labels = torch.from_numpy(labels).to(device)
-        self.spec = spec
-        self.device = device
+    Each rank gets every ``world``-th image of a global batch, so DDP ranks see disjoint data.
+    """
+
+    labels: torch.Tensor
+    spec: InputSpec
+    device: torch.device
+    order_device: torch.device  # where the shuffled index order lives (next to the images)
+    augment_pad: int = 0  # random-crop padding in pixels when augmenting
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def load(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images at ``indices`` as (N, C, H, W) float in [0, 1]."""
+        raise NotImplementedError
 
     def batches(
         self,
@@ -136,17 +140,32 @@ class TensorData:
         rank: int = 0,
         world: int = 1,
         do_augment: bool = False,
-        pad: int = 2,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Normalised float batches; each rank gets every ``world``-th image of a global batch."""
-        n = len(self)
-        order, gen = batch_order(n, shuffle_seed, rank, self.device)
-        for start in range(0, n, batch_size):
+        order, gen = batch_order(len(self), shuffle_seed, rank, self.order_device)
+        for start in range(0, len(self), batch_size):
             idx = order[start : start + batch_size][rank::world]
-            x = self.images[idx].float() / 255.0
+            x = self.load(idx)
             if do_augment:
-                x = augment(x, pad, gen)
-            yield normalize(x, self.spec), self.labels[idx]
+                x = augment(x, self.augment_pad, gen)
+            yield normalize(x.to(self.device), self.spec), self.labels[idx].to(self.device)
+
+
+class TensorData(BatchedData):
+    """A split held as one uint8 tensor (N, C, H, W) plus labels, batched by index."""
+
+    augment_pad = 2  # ±2-pixel random crops
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, spec: InputSpec, device: torch.device
+    ):
+        x = torch.from_numpy(np.array(images, copy=True))
+        self.images = (x[:, None] if x.dim() == 3 else x).to(device)
+        self.labels = torch.from_numpy(labels).to(device)
+        self.spec = spec
+        self.device = self.order_device = device
+
+    def load(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.images[indices].float() / 255.0
 
 
 def fashion_mnist(

