@@ -86,13 +86,21 @@ def register(sub) -> None:
     p.set_defaults(func=evaluate_cmd)
 
 
-def compress_cmd(args) -> int:
+def require_train_extra() -> None:
+    """torch and tqdm come with the train extra; say so in one line when they are missing."""
     try:
-        from ternpynq.train.config import StageConfig, TernaryPEConfig, TrainConfig
-        from ternpynq.train.data import DataError
-        from ternpynq.train.pipeline import STAGES, Run
+        import torch  # noqa: F401
+        import tqdm  # noqa: F401
     except ImportError as exc:
         raise CommandError(f"needs the train extra (pip install 'ternpynq[train]'): {exc}") from exc
+
+
+def compress_cmd(args) -> int:
+    require_train_extra()
+    from ternpynq.train.config import StageConfig, TernaryPEConfig, TrainConfig
+    from ternpynq.train.data import DataError
+    from ternpynq.train.pipeline import STAGES, Run
+
     cfg = TrainConfig(
         arch=args.arch,
         dataset=args.dataset,
@@ -140,11 +148,9 @@ def compress_cmd(args) -> int:
 
 
 def export_cmd(args) -> int:
-    try:
-        from ternpynq.train.export import export_checkpoint
-    except ImportError as exc:
-        raise CommandError(f"needs the train extra (pip install 'ternpynq[train]'): {exc}") from exc
+    require_train_extra()
     from ternpynq.bundle import load, save
+    from ternpynq.train.export import export_checkpoint
 
     bundle = export_checkpoint(
         args.checkpoint,
@@ -162,10 +168,8 @@ def export_cmd(args) -> int:
 
 
 def evaluate_cmd(args) -> int:
-    try:
-        from ternpynq.train.evaluate import evaluate_bundle
-    except ImportError as exc:
-        raise CommandError(f"needs the train extra (pip install 'ternpynq[train]'): {exc}") from exc
+    require_train_extra()
+    from ternpynq.train.evaluate import evaluate_bundle
 
     result = evaluate_bundle(
         args.model, args.dataset, args.data, args.backend, args.batch_size, args.limit, args.split
