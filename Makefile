@@ -14,7 +14,7 @@ bench:
 	.venv/bin/python benchmarks/emu_vs_torch.py
 
 fuzz:
-	.venv/bin/python benchmarks/fuzz_bundle.py --count 20000
+	.venv/bin/python benchmarks/fuzz_bundle.py --count 100000 --seed 1
 
 overlay:
 	$(MAKE) -C overlay
