@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from ternpynq.bundle.errors import BundleError
 from ternpynq.bundle.packing import trit_limit
+from ternpynq.bundle.stats import group_mask
 from ternpynq.runtime.stream import (
     ELEM_I8,
     ELEM_I16,
@@ -17,7 +18,6 @@ from ternpynq.runtime.stream import (
     StreamError,
     elem_type,
     group_words,
-    kept_groups,
     pack_fmap,
     pack_params,
     pack_weights,
@@ -60,7 +60,7 @@ def test_weight_stream_round_trip(cout, cin, k, trits, g, linear, seed, tile):
 def test_empty_groups_take_no_lane_words():
     w = np.zeros((2, 32, 3, 3), np.int16)
     w[0, 5, 1, 1] = 1  # filter 0 keeps only group 0 (g = 16); filter 1 keeps nothing
-    assert kept_groups(w, 16).tolist() == [[True, False], [False, False]]
+    assert group_mask(w, 16).tolist() == [[True, False], [False, False]]
     stream = pack_weights(w, 1, 16)
     assert stream[:4].tolist() == [2, 0, 1, 0]  # tile: 2 filters, 1 listed group
     assert stream[4:10].tolist() == [0, 0, 1, 0, 0, 0]  # group 0, 1 keeper: filter 0
@@ -81,7 +81,7 @@ def test_small_groups_pack_several_kernel_positions_per_lane_word():
 def test_tiles_split_at_the_weight_buffer_and_round_trip():
     rng = np.random.default_rng(5)
     w = _weights(rng, (20, 24, 3, 3), 2, prune_g=8)
-    kept = kept_groups(w, 8)
+    kept = group_mask(w, 8)
     words = group_words(24, 3, 8)
     tiles = plan_tiles(kept, words, 2, 8, 300)
     assert len(tiles) > 1 and tiles[0][0] == 0 and tiles[-1][1] == 20

@@ -24,6 +24,7 @@ import numpy as np
 
 from ternpynq.bundle.packing import pack_codes, to_trit_planes, unpack_codes
 from ternpynq.bundle.schema import Bundle, Layer, Op
+from ternpynq.bundle.stats import group_mask
 
 STREAM_ALIGN = 64  # params start on a burst boundary of the widest (512-bit) port
 MODE = {"conv": 0, "maxpool": 1, "gap": 2}
@@ -94,16 +95,6 @@ def _as_conv(weight: np.ndarray) -> np.ndarray:
     return w.reshape(*w.shape, 1, 1) if w.ndim == 2 else w  # linear = 1x1 conv
 
 
-def kept_groups(weight: np.ndarray, g: int) -> np.ndarray:
-    """(Cout, ceil(Cin/g)) bool: overlay groups holding a non-zero weight; the rest are skipped."""
-    w = _as_conv(weight)
-    cout, cin = w.shape[:2]
-    nq = -(-cin // g)
-    padded = np.zeros((cout, nq * g, *w.shape[2:]), dtype=bool)
-    padded[:, :cin] = w != 0
-    return padded.reshape(cout, nq, -1).any(axis=2)
-
-
 def _pad(n, g: int):
     """Round header bytes up to whole lane words (at least 2 bytes) so lane words stay aligned."""
     unit = max(2, g // 4)
@@ -156,7 +147,7 @@ def pack_weights(
     w = _as_conv(weight)
     cout, cin, k, _ = w.shape
     planes = to_trit_planes(w, trits)  # (T, Cout, Cin, k, k)
-    kept = kept_groups(w, g)
+    kept = group_mask(w, g)
     words = group_words(cin, k, g)
     lane = g // 4
     out: list[np.ndarray] = []
@@ -322,7 +313,7 @@ def pack_layer(
     regs["mode"] = MODE["conv"]
     if layer.residual is not None:
         regs.update(has_res=1, res_mult=int(rq.res_mult))
-    packed.kept = kept_groups(layer.weight, g)
+    packed.kept = group_mask(layer.weight, g)
     words = group_words(cin, layer.kernel if layer.op == Op.CONV else 1, g)
     packed.tiles = plan_tiles(packed.kept, words, layer.trits, g, tile_bytes)
     if data:

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from ternpynq.bundle.packing import trit_limit
-from ternpynq.bundle.schema import Bundle, InputSpec, Layer, Op, Requant
+from ternpynq.bundle.schema import Bundle, InputSpec, Layer, Op, Requant, group_count
 from ternpynq.bundle.stats import group_mask
 from ternpynq.runtime.requant import ACC_LIMIT, BIAS_LIMIT, quantize_multiplier
 from ternpynq.train.models import BasicBlock, ResNet
@@ -206,7 +206,7 @@ def export_model(
         mask = (
             group_mask(q.weight, g)
             if q.trits == 1
-            else np.ones((q.weight.shape[0], -(-cin // g)), bool)
+            else np.ones((q.weight.shape[0], group_count(cin, g)), bool)
         )
         layers.append(
             Layer(
@@ -300,7 +300,7 @@ def export_model(
     q = quantize_multi_trit(fc.weight, 255)
     s_fc = 2.0 * cal.scale("fc", INT16[1])  # headroom: logits rarely clip even off-distribution
     rq = make_requant(q.scale * s_gap, fc.bias.detach().double().cpu().numpy(), s_fc, INT16)
-    mask = np.ones((q.weight.shape[0], -(-cc // g)), bool)
+    mask = np.ones((q.weight.shape[0], group_count(cc, g)), bool)
     layers.append(
         Layer(
             "fc",
