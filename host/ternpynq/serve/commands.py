@@ -28,12 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import waitress
 
-    from ternpynq.bundle.io import load
     from ternpynq.serve.app import create_app
 
-    load(args.model)  # fail now, with a one-line error, rather than on the first request
     app = create_app({"MODEL": str(args.model), "BACKEND": args.backend})
-    app.extensions["ternpynq"]()  # open the backend before accepting connections
+    # load the model and open the backend now: a bad model fails here, as one line
+    app.extensions["ternpynq"]()
     print(f"serving {args.model} on http://{args.host}:{args.port}/ ({args.backend})")
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads)
     return 0
