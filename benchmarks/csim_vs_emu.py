@@ -20,11 +20,11 @@ import numpy as np
 import ternpynq
 from ternpynq.bundle.io import load
 from ternpynq.bundle.schema import Bundle
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.overlay.driver import Driver
+from ternpynq.overlay.regmap import load_regmap
+from ternpynq.overlay.simdevice import SimulatedDevice
 from ternpynq.runtime import backends
-from ternpynq.runtime.driver import Driver
-from ternpynq.runtime.regmap import load_regmap
-from ternpynq.runtime.simdevice import SimulatedDevice
+from ternpynq.runtime.synthetic import random_bundle
 from timing import best_time
 
 BOARD = "pynq-z2"

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ternpynq.bundle.schema import Bundle, Op
-from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
+from ternpynq.runtime.synthetic import random_bundle
 from timing import best_time
 
 

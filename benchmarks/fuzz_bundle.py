@@ -19,7 +19,7 @@ import traceback
 import numpy as np
 
 from ternpynq.bundle import BundleError, from_bytes, to_bytes
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.synthetic import random_bundle
 
 VALUES = [
     None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.synthetic import random_bundle
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import sys
 for name in {OPTIONAL!r}:
     sys.modules[name] = None  # any import of it now raises ImportError
 import numpy as np, ternpynq
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.synthetic import random_bundle
 from ternpynq.cli import build_parser
 build_parser()
 clf = ternpynq.Classifier(random_bundle("tiny"), backend="emu")

@@ -1,7 +1,7 @@
 """ternpynq: ternary, PE-wise pruned CNNs from training to PYNQ FPGA overlays.
 
 >>> import ternpynq
->>> from ternpynq.bundle.synthetic import random_bundle
+>>> from ternpynq.runtime.synthetic import random_bundle
 >>> ternpynq.Classifier(random_bundle("tiny")).backend_name
 'emu'
 """

@@ -17,7 +17,7 @@ import sys
 COMMAND_MODULES = [
     "ternpynq.bundle.commands",
     "ternpynq.runtime.commands",
-    "ternpynq.runtime.estimate",
+    "ternpynq.overlay.estimate",
     "ternpynq.runtime.selftest",
     "ternpynq.serve.commands",
     "ternpynq.train.commands",

@@ -2,8 +2,8 @@
 #
 #   vitis_hls -f scripts/hls.tcl -tclargs <gen_dir> <build_dir> <steps>
 #
-# gen_dir holds what `python -m ternpynq.runtime.boards gen BOARD DIR` wrote (tpq_config.h,
-# tpq_regs.h, board.tcl) and vectors.bin from ternpynq.runtime.csim_vectors; steps is a
+# gen_dir holds what `python -m ternpynq.overlay.generate BOARD DIR` wrote (tpq_config.h,
+# tpq_regs.h, board.tcl) and vectors.bin from ternpynq.overlay.csim_vectors; steps is a
 # comma-separated subset of csim,csynth,export. The IP lands in the standard place,
 # <build_dir>/hls_prj/sol/impl/ip, with the fixed VLNV of regmap.json
 # (ternpynq.org:hls:tpq_layer:1.0), which the Vivado script instantiates.

@@ -7,7 +7,7 @@
 # kernel's four m_axi ports reach DDR through HP0..HP3, and its interrupt goes through an AXI
 # interrupt controller (the way PYNQ expects interrupts). Writes into <out_dir>:
 #   ternpynq.bit, ternpynq.hwh and ternpynq.json (manifest: board, geometry, register-map hash,
-#   source revision) -- the names ternpynq.runtime.boards.BITSTREAM_FILES lists.
+#   source revision) -- the names ternpynq.overlay.paths.BITSTREAM_FILES lists.
 
 if {[llength $argv] != 5} {
     puts stderr "usage: vivado -mode batch -source vivado.tcl -tclargs GEN_DIR BUILD_DIR IP_REPO OUT_DIR REVISION"

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ternpynq.bundle import AccumulatorBoundError, BundleError, from_bytes, load, save, to_bytes
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.runtime.synthetic import random_bundle
 
 
 def _split(blob: bytes) -> tuple[dict, bytes, dict]:

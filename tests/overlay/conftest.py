@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # harness.py
 
-from ternpynq.runtime.boards import Board, load_board  # noqa: E402
+from ternpynq.overlay.boards import Board, load_board  # noqa: E402
 
 SMALL_BOARD = {
     "name": "small-test",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ternpynq.runtime.boards import Board
-from ternpynq.runtime.csim_build import load_kernel
-from ternpynq.runtime.csim_vectors import Case
-from ternpynq.runtime.regmap import load_regmap
+from ternpynq.overlay.boards import Board
+from ternpynq.overlay.csim_build import load_kernel
+from ternpynq.overlay.csim_vectors import Case
+from ternpynq.overlay.regmap import load_regmap
 
 DDR_BASE = 0x4000_0000
 ALIGN = 64

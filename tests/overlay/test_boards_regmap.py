@@ -8,9 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from ternpynq.runtime.boards import BoardError, board_names, config_header, load_board, overlay_dir
-from ternpynq.runtime.csim_build import kernel_dir
-from ternpynq.runtime.regmap import load_regmap, regs_header
+from ternpynq.overlay.boards import BoardError, board_names, config_header, load_board
+from ternpynq.overlay.csim_build import kernel_dir
+from ternpynq.overlay.paths import overlay_dir
+from ternpynq.overlay.regmap import load_regmap, regs_header
 
 TOP = kernel_dir() / "tpq_layer_top.cpp"
 

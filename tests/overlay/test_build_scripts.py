@@ -15,15 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ternpynq.runtime.boards import (
-    BITSTREAM_FILES,
-    bitstream_paths,
-    generate,
-    load_board,
-    manifest_expectation,
-    overlay_dir,
-)
-from ternpynq.runtime.regmap import load_regmap
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.generate import generate, manifest_expectation
+from ternpynq.overlay.paths import BITSTREAM_FILES, bitstream_paths, overlay_dir
+from ternpynq.overlay.regmap import load_regmap
 
 TCLSH = shutil.which("tclsh")
 SCRIPTS = sorted((overlay_dir() / "scripts").glob("*.tcl"))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from harness import DDR_BASE, place, run_csim
 
-from ternpynq.bundle.synthetic import random_bundle
-from ternpynq.runtime.boards import load_board
-from ternpynq.runtime.csim_vectors import network_cases
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.csim_vectors import network_cases
 from ternpynq.runtime.network import Network
+from ternpynq.runtime.synthetic import random_bundle
 
 
 def _network_cases(arch: str, board, seed: int, batch: int = 2, g: int = 16, prune: float = 0.25):
@@ -44,8 +44,8 @@ def _first_conv(board):
 
 
 def test_bad_address_is_reported_not_crashed(small_board):
-    from ternpynq.runtime.csim_build import load_kernel
-    from ternpynq.runtime.regmap import load_regmap
+    from ternpynq.overlay.csim_build import load_kernel
+    from ternpynq.overlay.regmap import load_regmap
 
     case = _first_conv(small_board)
     ddr, (w, i, o) = place([case.wgt, case.fin, np.zeros(case.expected_bytes.size, np.uint8)])
@@ -64,7 +64,7 @@ def test_bad_address_is_reported_not_crashed(small_board):
 
 
 def test_bad_descriptor_and_stream(small_board):
-    from ternpynq.runtime.regmap import load_regmap
+    from ternpynq.overlay.regmap import load_regmap
 
     codes = load_regmap().enums["status"]
     case = _first_conv(small_board)
@@ -102,8 +102,8 @@ def test_resnet18_graph_at_32x32(name):
 
 def test_garbage_streams_and_registers_never_crash(small_board):
     """Random weight bytes and random descriptor fields give a status code, never a fault."""
-    from ternpynq.runtime.csim_build import load_kernel
-    from ternpynq.runtime.regmap import load_regmap
+    from ternpynq.overlay.csim_build import load_kernel
+    from ternpynq.overlay.regmap import load_regmap
 
     kernel, rm = load_kernel(small_board), load_regmap()
     case = next(c for c in _network_cases("tiny", small_board, seed=5) if c.regs["has_res"])

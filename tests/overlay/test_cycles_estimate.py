@@ -10,12 +10,12 @@ import pytest
 
 from ternpynq.bundle.io import save
 from ternpynq.bundle.schema import Layer, Op, Requant
-from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.cli import main
-from ternpynq.runtime.boards import load_board
-from ternpynq.runtime.cycles import layer_cycles, resources
-from ternpynq.runtime.estimate import estimate, synthetic_model
-from ternpynq.runtime.stream import ELEM_U8, pack_layer, set_batch
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.cycles import layer_cycles, resources
+from ternpynq.overlay.estimate import estimate, synthetic_model
+from ternpynq.overlay.stream import ELEM_U8, pack_layer, set_batch
+from ternpynq.runtime.synthetic import random_bundle
 
 
 def _linear(weight: np.ndarray) -> Layer:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ternpynq.bundle.errors import BundleError
 from ternpynq.bundle.packing import trit_limit
 from ternpynq.bundle.stats import group_mask
-from ternpynq.runtime.stream import (
+from ternpynq.overlay.stream import (
     ELEM_I8,
     ELEM_I16,
     ELEM_RANGE,

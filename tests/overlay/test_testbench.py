@@ -7,9 +7,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from ternpynq.bundle.synthetic import random_bundle
-from ternpynq.runtime.csim_build import build_testbench
-from ternpynq.runtime.csim_vectors import network_cases, write_vectors
+from ternpynq.overlay.csim_build import build_testbench
+from ternpynq.overlay.csim_vectors import network_cases, write_vectors
+from ternpynq.runtime.synthetic import random_bundle
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
+from ternpynq.runtime.synthetic import random_bundle
 
 
 @settings(max_examples=12, deadline=None)

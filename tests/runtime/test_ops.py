@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ternpynq.bundle.numerics import ACC_LIMIT
 from ternpynq.bundle.schema import Layer, Op, Requant
 from ternpynq.bundle.stats import group_mask
 from ternpynq.runtime import ops, reference
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.requant import ACC_LIMIT
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ternpynq.runtime.requant import MULT_LIMIT, quantize_multiplier, requantize
+from ternpynq.bundle.numerics import MULT_LIMIT, quantize_multiplier
+from ternpynq.runtime.requant import requantize
 
 
 def test_rounding_is_floor_of_half_up_for_negative_values():

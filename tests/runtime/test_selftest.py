@@ -8,13 +8,13 @@ from PIL import Image
 
 import ternpynq
 from ternpynq.bundle.io import load, save
-from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.cli import main
+from ternpynq.overlay.backends import create_csim
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.overlay_backends import create_csim
 from ternpynq.runtime.preprocess import preprocess
 from ternpynq.runtime.selftest import RANDOM_NETWORKS, selftest
+from ternpynq.runtime.synthetic import random_bundle
 
 
 @pytest.fixture(scope="module")

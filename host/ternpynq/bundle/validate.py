@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from ternpynq.bundle.errors import AccumulatorBoundError, BundleError
+from ternpynq.bundle.numerics import ACC_LIMIT, BIAS_LIMIT, MULT_LIMIT
 from ternpynq.bundle.packing import trit_limit
 from ternpynq.bundle.schema import WEIGHTED_OPS, Bundle, Layer, Op, group_count
 from ternpynq.bundle.stats import group_mask
-from ternpynq.runtime.requant import ACC_LIMIT, BIAS_LIMIT, MULT_LIMIT
 
 INPUT_RANGE = (-128, 127)  # the network input is int8
 

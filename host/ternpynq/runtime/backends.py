@@ -69,7 +69,7 @@ def module_available(module: str) -> bool:
 BUILTIN_MODULES = [
     "ternpynq.runtime.emu",
     "ternpynq.runtime.onnx_backend",
-    "ternpynq.runtime.overlay_backends",
+    "ternpynq.overlay.backends",
 ]
 _loaded = False
 

@@ -31,7 +31,7 @@ class Classifier:
 
     The backend is shared state (one overlay per board), so calls are serialised by a lock.
 
-    >>> from ternpynq.bundle.synthetic import random_bundle
+    >>> from ternpynq.runtime.synthetic import random_bundle
     >>> from PIL import Image
     >>> clf = Classifier(random_bundle("tiny"), backend="emu")
     >>> [p.label for p in clf.classify([Image.new("L", (8, 8))], top=2)[0]]  # doctest: +ELLIPSIS

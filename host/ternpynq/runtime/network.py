@@ -24,7 +24,7 @@ def check_input(bundle: Bundle, codes: np.ndarray) -> np.ndarray:
 class Network:
     """The golden model of a bundle: ``run`` maps int8 input codes to output codes.
 
-    >>> from ternpynq.bundle.synthetic import random_bundle
+    >>> from ternpynq.runtime.synthetic import random_bundle
     >>> net = Network(random_bundle("tiny", seed=0))
     >>> net.run(np.zeros((2, 1, 8, 8), np.int8)).shape
     (2, 10)

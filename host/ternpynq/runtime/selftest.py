@@ -17,10 +17,10 @@ import numpy as np
 import ternpynq
 from ternpynq.bundle.io import load
 from ternpynq.bundle.schema import Bundle
-from ternpynq.bundle.synthetic import random_bundle
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.preprocess import preprocess
+from ternpynq.runtime.synthetic import random_bundle
 
 # (arch, g, prune, seed): small random networks covering multi-trit, residual, pool, gap, fc
 RANDOM_NETWORKS = [("tiny", 16, 0.25, 0), ("tiny", 8, 0.6, 1), ("resnet20", 16, 0.5, 2)]

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ternpynq.bundle.numerics import ACC_LIMIT, BIAS_LIMIT, quantize_multiplier
 from ternpynq.bundle.packing import trit_limit
 from ternpynq.bundle.schema import Bundle, InputSpec, Layer, Op, Requant, group_count
 from ternpynq.bundle.stats import group_mask
-from ternpynq.runtime.requant import ACC_LIMIT, BIAS_LIMIT, quantize_multiplier
 from ternpynq.train.models import BasicBlock, ResNet
 from ternpynq.train.ternary import TernaryConv2d, ternary_parts
 

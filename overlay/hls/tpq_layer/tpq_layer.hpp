@@ -57,7 +57,7 @@ struct Extents {
 };
 
 // Iterations the kernel's pipelined loops execute and the AXI beats it moves; the cycle model
-// in host/ternpynq/runtime/cycles.py predicts exactly these numbers.
+// in host/ternpynq/overlay/cycles.py predicts exactly these numbers.
 struct Counters {
   uint64_t compute, wgt_beats, in_beats, out_beats, res_beats;
   uint64_t total() const {

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ternpynq.runtime.boards import Board, config_header, load_board, overlay_dir
-from ternpynq.runtime.regmap import load_regmap, regs_header
+from ternpynq.overlay.boards import Board, config_header, load_board
+from ternpynq.overlay.paths import overlay_dir
+from ternpynq.overlay.regmap import load_regmap, regs_header
 
 KERNEL_SOURCES = ("tpq_layer_top.cpp", "tpq_conv.cpp", "tpq_pool.cpp")
 CXXFLAGS = ("-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ternpynq.runtime.boards import overlay_dir
+from ternpynq.overlay.paths import overlay_dir
 
 KERNEL = "tpq_layer"
 
@@ -75,7 +75,7 @@ class RegisterMap:
 def regs_header(rm: RegisterMap) -> str:
     """tpq_regs.h for the C-simulation ABI: one TPQ_REG_<name> byte offset per register."""
     lines = [
-        "// Generated from overlay/hls/tpq_layer/regmap.json by ternpynq.runtime.regmap.",
+        "// Generated from overlay/hls/tpq_layer/regmap.json by ternpynq.overlay.regmap.",
         "#pragma once",
         f"#define TPQ_REGS_BYTES {rm.size_bytes}u",
     ]

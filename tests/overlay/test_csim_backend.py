@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ternpynq.bundle.synthetic import INT8, RELU, GraphBuilder, random_bundle
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.driver import OverlayLimitError
 from ternpynq.runtime import backends
-from ternpynq.runtime.boards import load_board
-from ternpynq.runtime.driver import OverlayLimitError
 from ternpynq.runtime.network import Network
+from ternpynq.runtime.synthetic import INT8, RELU, GraphBuilder, random_bundle
 
 
 @st.composite

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ternpynq.runtime.device import Buffer, Device, DeviceError
-from ternpynq.runtime.regmap import RegisterMap
+from ternpynq.overlay.device import Buffer, Device, DeviceError
+from ternpynq.overlay.regmap import RegisterMap
 
 _DRIVERS: dict[str, type] = {}  # one DefaultIP subclass per VLNV per process
 

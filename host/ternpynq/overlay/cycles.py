@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle
-from ternpynq.runtime.boards import Board
-from ternpynq.runtime.stream import (
+from ternpynq.overlay.boards import Board
+from ternpynq.overlay.stream import (
     MODE,
     PackedLayer,
     elem_bytes,

@@ -2,8 +2,8 @@
 
 Both are the same ``Driver``; only the device differs. ``csim`` runs the overlay's HLS C++
 (compiled with g++ on first use) behind a ``SimulatedDevice``, anywhere. ``pynq`` loads the
-board's bitstream (``boards.bitstream_paths``) on a PYNQ board, after checking its manifest
-against this runtime (``boards.manifest_expectation``). Registering them imports neither
+board's bitstream (``paths.bitstream_paths``) on a PYNQ board, after checking its manifest
+against this runtime (``generate.manifest_expectation``). Registering them imports neither
 pynq nor the compiler.
 """
 
@@ -14,18 +14,13 @@ import os
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle
+from ternpynq.overlay.boards import Board, BoardError, board_names, load_board
+from ternpynq.overlay.device import Device
+from ternpynq.overlay.driver import Driver
+from ternpynq.overlay.generate import manifest_expectation
+from ternpynq.overlay.paths import bitstream_paths
+from ternpynq.overlay.regmap import load_regmap
 from ternpynq.runtime import backends
-from ternpynq.runtime.boards import (
-    Board,
-    BoardError,
-    bitstream_paths,
-    board_names,
-    load_board,
-    manifest_expectation,
-)
-from ternpynq.runtime.device import Device
-from ternpynq.runtime.driver import Driver
-from ternpynq.runtime.regmap import load_regmap
 
 DEFAULT_CSIM_BOARD = "pynq-z2"
 CSIM_TIMEOUT_S = 600.0  # a software kernel on a large layer is slow, but never unbounded
@@ -73,8 +68,8 @@ def simulated_device(
     board: str | Board = DEFAULT_CSIM_BOARD, ddr_bytes: int | None = None
 ) -> Device:
     """A SimulatedDevice running the csim kernel built for ``board`` (a name or a Board)."""
-    from ternpynq.runtime.csim_build import load_kernel
-    from ternpynq.runtime.simdevice import DEFAULT_DDR_BYTES, SimulatedDevice
+    from ternpynq.overlay.csim_build import load_kernel
+    from ternpynq.overlay.simdevice import DEFAULT_DDR_BYTES, SimulatedDevice
 
     kernel = load_kernel(load_board(board) if isinstance(board, str) else board)
     return SimulatedDevice(load_regmap(), kernel.start, ddr_bytes=ddr_bytes or DEFAULT_DDR_BYTES)
@@ -122,7 +117,7 @@ def create_pynq(
     timeout_s: float = 10.0,
 ) -> OverlayBackend:
     """The ``pynq`` backend: the overlay on this board, after a manifest check."""
-    from ternpynq.runtime.pynqdevice import (
+    from ternpynq.overlay.pynqdevice import (
         BitstreamError,
         PynqDevice,
         check_manifest,

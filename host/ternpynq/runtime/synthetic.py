@@ -5,7 +5,7 @@ fraction of PE groups pruned; requantization is calibrated on random input codes
 activations spread over their code range instead of saturating. The classes mean nothing:
 these bundles exercise the machinery and are never presented as classifiers.
 
-Build one from the shell: ``python -m ternpynq.bundle.synthetic --arch resnet20 --out test.tpq``.
+Build one from the shell: ``python -m ternpynq.runtime.synthetic --arch resnet20 --out test.tpq``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import argparse
 
 import numpy as np
 
+from ternpynq.bundle.numerics import quantize_multiplier
 from ternpynq.bundle.packing import trit_limit
 from ternpynq.bundle.schema import Bundle, InputSpec, Layer, Op, Requant
 from ternpynq.bundle.stats import group_mask
 from ternpynq.bundle.validate import output_shape
 from ternpynq.runtime import ops
-from ternpynq.runtime.requant import quantize_multiplier
 
 RELU, INT8, INT16 = (0, 255), (-128, 127), (-32768, 32767)
 TARGET = {RELU: 160.0, INT8: 90.0, INT16: 20000.0}  # the 99th percentile aimed for

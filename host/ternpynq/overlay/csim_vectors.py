@@ -4,7 +4,7 @@ Every layer of a bundle becomes one case: its register values, the bytes of each
 the golden model's output bytes and the cycle model's count. The HLS flow's ``csim`` step
 (overlay/Makefile) and the pytest suite both run the testbench on these files.
 
-``python -m ternpynq.runtime.csim_vectors --board pynq-z2 --out vectors.bin``
+``python -m ternpynq.overlay.csim_vectors --board pynq-z2 --out vectors.bin``
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle, Layer
+from ternpynq.overlay.boards import Board, load_board
+from ternpynq.overlay.cycles import layer_cycles
+from ternpynq.overlay.regmap import load_regmap
+from ternpynq.overlay.stream import pack_fmap, pack_layer, set_batch, unpack_fmap
 from ternpynq.runtime import ops
-from ternpynq.runtime.boards import Board, load_board
-from ternpynq.runtime.cycles import layer_cycles
-from ternpynq.runtime.regmap import load_regmap
-from ternpynq.runtime.stream import pack_fmap, pack_layer, set_batch, unpack_fmap
 
 MAGIC, VERSION = b"TPQV", 1
 
@@ -67,8 +67,8 @@ def make_case(
 
 def network_cases(bundle: Bundle, x: np.ndarray, board: Board) -> list[Case]:
     """One case per layer, each fed the golden model's own input tensor."""
+    from ternpynq.overlay.stream import fmap_types
     from ternpynq.runtime.network import Network
-    from ternpynq.runtime.stream import fmap_types
 
     tensors = Network(bundle).run_all(x)
     types = fmap_types(bundle)
@@ -93,7 +93,7 @@ def write_vectors(cases: list[Case], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ternpynq.bundle.synthetic import random_bundle
+    from ternpynq.runtime.synthetic import random_bundle
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--board", required=True)

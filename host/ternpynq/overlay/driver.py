@@ -7,9 +7,9 @@ buffer limits; each batch then costs one input copy, one descriptor write + star
 one output copy. Intermediate feature maps never leave DDR, and buffers are shared between
 tensors whose lifetimes do not overlap, so they are reused from batch to batch.
 
->>> from ternpynq.bundle.synthetic import random_bundle
+>>> from ternpynq.runtime.synthetic import random_bundle
 >>> from ternpynq.runtime.network import Network
->>> from ternpynq.runtime.overlay_backends import simulated_device
+>>> from ternpynq.overlay.backends import simulated_device
 >>> bundle = random_bundle("tiny", seed=0)
 >>> codes = np.zeros((2, 1, 8, 8), np.int8)
 >>> with Driver(simulated_device("pynq-z2"), "pynq-z2", bundle) as driver:
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle, Layer
-from ternpynq.runtime import cycles, stream
-from ternpynq.runtime.boards import Board, load_board
-from ternpynq.runtime.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
+from ternpynq.overlay import cycles, stream
+from ternpynq.overlay.boards import Board, load_board
+from ternpynq.overlay.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
 from ternpynq.runtime.network import check_input
 
 WEIGHT_ALIGN = 64  # each layer's stream starts on a burst boundary of the widest port

@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from ternpynq.runtime.device import DeviceError, DeviceTimeout
-from ternpynq.runtime.regmap import load_regmap
-from ternpynq.runtime.simdevice import SimulatedDevice
+from ternpynq.overlay.device import DeviceError, DeviceTimeout
+from ternpynq.overlay.regmap import load_regmap
+from ternpynq.overlay.simdevice import SimulatedDevice
 
 RM = load_regmap()
 BAD_ADDRESS = RM.enums["status"]["bad_address"]

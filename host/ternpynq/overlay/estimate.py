@@ -13,15 +13,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ternpynq.bundle.schema import Bundle
-from ternpynq.runtime.boards import Board, board_names, load_board
-from ternpynq.runtime.cycles import network_cycles, resources
+from ternpynq.overlay.boards import Board, board_names, load_board
+from ternpynq.overlay.cycles import network_cycles, resources
 
 ARCH_G = {"resnet18": 64, "resnet20": 16, "tiny": 16}  # the g the paper prunes each for
 
 
 def synthetic_model(arch: str, cr: float, s_min: float = 0.0, seed: int = 0) -> Bundle:
     """A random bundle whose ternary layers keep D = 16 / (cr * (1 - s_min)) of their groups."""
-    from ternpynq.bundle.synthetic import random_bundle
+    from ternpynq.runtime.synthetic import random_bundle
 
     density = 16.0 / (cr * (1.0 - s_min))
     if not 0.0 < density <= 1.0:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ternpynq.runtime.device import Buffer, Device, DeviceError
-from ternpynq.runtime.regmap import RegisterMap
+from ternpynq.overlay.device import Buffer, Device, DeviceError
+from ternpynq.overlay.regmap import RegisterMap
 
 DDR_BASE = 0x1000_0000  # where a PYNQ image's CMA region typically starts; any value works
 DEFAULT_DDR_BYTES = 256 << 20

@@ -18,20 +18,17 @@ import types
 import numpy as np
 import pytest
 
-from ternpynq.bundle.synthetic import random_bundle
+from ternpynq.overlay.backends import BOARD_ENV, detect_board, pynq_available
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.csim_build import load_kernel
+from ternpynq.overlay.device import DeviceTimeout
+from ternpynq.overlay.generate import manifest_expectation
+from ternpynq.overlay.paths import BITSTREAM_ENV, bitstream_paths
+from ternpynq.overlay.pynqdevice import BitstreamError, PynqDevice, check_manifest, read_manifest
+from ternpynq.overlay.regmap import load_regmap
 from ternpynq.runtime import backends
-from ternpynq.runtime.boards import (
-    BITSTREAM_ENV,
-    bitstream_paths,
-    load_board,
-    manifest_expectation,
-)
-from ternpynq.runtime.csim_build import load_kernel
-from ternpynq.runtime.device import DeviceTimeout
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.overlay_backends import BOARD_ENV, detect_board, pynq_available
-from ternpynq.runtime.pynqdevice import BitstreamError, PynqDevice, check_manifest, read_manifest
-from ternpynq.runtime.regmap import load_regmap
+from ternpynq.runtime.synthetic import random_bundle
 
 RM = load_regmap()
 VLNV = RM.vlnv
@@ -133,7 +130,7 @@ def bitstream(tmp_path):
 
 def install(monkeypatch, module):
     monkeypatch.setitem(sys.modules, "pynq", module)
-    import ternpynq.runtime.pynqdevice as pd
+    import ternpynq.overlay.pynqdevice as pd
 
     monkeypatch.setattr(pd, "_DRIVERS", {})
 

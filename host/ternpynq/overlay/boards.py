@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Where overlay/ lives when the package is installed outside this checkout.
-OVERLAY_ENV = "TERNPYNQ_OVERLAY"
-BITSTREAM_ENV = "TERNPYNQ_BITSTREAMS"  # a bitstreams/ folder elsewhere (e.g. on a board)
-# What the Vivado flow writes into bitstreams/<board>/ and the pynq backend looks for.
-BITSTREAM_FILES = {"bit": "ternpynq.bit", "hwh": "ternpynq.hwh", "manifest": "ternpynq.json"}
+from ternpynq.overlay.paths import overlay_dir
+
 PS_KINDS = ("zynq7", "zynq_ultra_ps_e")
 
 
@@ -68,17 +64,6 @@ class Board:
     def lane_word_bytes(self) -> int:
         """Bytes of one lane word: g trits at 2 bits each."""
         return self.g // 4
-
-
-def overlay_dir() -> Path:
-    """The overlay/ source tree: $TERNPYNQ_OVERLAY, else beside the host/ tree of this checkout."""
-    env = os.environ.get(OVERLAY_ENV)
-    path = Path(env) if env else Path(__file__).resolve().parents[3] / "overlay"
-    if not (path / "boards").is_dir():
-        raise BoardError(
-            f"overlay sources not found at {path}; set {OVERLAY_ENV} to an overlay/ checkout"
-        )
-    return path
 
 
 def board_names() -> list[str]:
@@ -157,72 +142,10 @@ def config_header(board: Board) -> str:
         "TPQ_WBUF_PORTS": board.lane_word_bytes,  # bytes of the weight buffer read per cycle
     }
     lines = [
-        f"// Generated from overlay/boards/{board.name}.json by ternpynq.runtime.boards.",
+        f"// Generated from overlay/boards/{board.name}.json by ternpynq.overlay.boards.",
         "#pragma once",
         f'#define TPQ_BOARD "{board.name}"',
         f"#define TPQ_CLOCK_MHZ {board.clock_mhz:g}",
     ]
     lines += [f"#define {key} {value}" for key, value in defs.items()]
     return "\n".join(lines) + "\n"
-
-
-def bitstream_paths(board: str) -> dict[str, Path]:
-    """Paths of the .bit, .hwh and manifest for ``board`` ($TERNPYNQ_BITSTREAMS or repo's)."""
-    env = os.environ.get(BITSTREAM_ENV)
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "bitstreams"
-    return {kind: root / board / name for kind, name in BITSTREAM_FILES.items()}
-
-
-def manifest_expectation(board: Board) -> dict:
-    """Manifest fields a bitstream must carry to be driven by this runtime for ``board``."""
-    from ternpynq.runtime.regmap import load_regmap  # regmap imports this module
-
-    rm = load_regmap()
-    return {
-        "board": board.name,
-        "P": board.P,
-        "g": board.g,
-        "regmap_sha256": rm.sha256,
-        "vlnv": rm.vlnv,
-    }
-
-
-def tcl_vars(board: Board) -> str:
-    """board.tcl: the board file and register-map facts the Vitis/Vivado scripts source."""
-    facts = {
-        "board": board.name, "part": board.part, "board_part": board.board_part, "ps": board.ps,
-        "clock_mhz": f"{board.clock_mhz:g}", "P": board.P, "g": board.g, "axi_bits": board.axi_bits,
-        "ports": " ".join(board.ports),
-    }  # fmt: skip
-    facts.update({k: v for k, v in manifest_expectation(board).items() if k not in facts})
-    return "".join(f"set tpq_{key} {{{value}}}\n" for key, value in facts.items())
-
-
-def generate(board: Board, out_dir: Path) -> list[Path]:
-    """Write tpq_config.h, tpq_regs.h and board.tcl for the HLS/Vivado build into ``out_dir``."""
-    from ternpynq.runtime.regmap import load_regmap, regs_header
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "tpq_config.h": config_header(board),
-        "tpq_regs.h": regs_header(load_regmap()),
-        "board.tcl": tcl_vars(board),
-    }
-    for name, text in files.items():
-        (out_dir / name).write_text(text)
-    return [out_dir / name for name in files]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m ternpynq.runtime.boards gen BOARD DIR`` writes the generated build inputs."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3 or args[0] != "gen":
-        print("usage: python -m ternpynq.runtime.boards gen BOARD OUT_DIR", file=sys.stderr)
-        return 2
-    for path in generate(load_board(args[1]), Path(args[2])):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

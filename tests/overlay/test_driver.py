@@ -7,13 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ternpynq.bundle.synthetic import INT16, GraphBuilder, random_bundle
-from ternpynq.runtime.boards import load_board
-from ternpynq.runtime.device import DeviceError, DeviceTimeout
-from ternpynq.runtime.driver import Driver, OverlayLimitError, assign_slots, batched, check_fits
+from ternpynq.overlay.backends import simulated_device
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.device import DeviceError, DeviceTimeout
+from ternpynq.overlay.driver import Driver, OverlayLimitError, assign_slots, batched, check_fits
+from ternpynq.overlay.stream import fmap_bytes, fmap_types
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.overlay_backends import simulated_device
-from ternpynq.runtime.stream import fmap_bytes, fmap_types
+from ternpynq.runtime.synthetic import INT16, GraphBuilder, random_bundle
 
 
 def codes_for(bundle, n, seed=0):

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ternpynq.runtime.regmap import RegisterInfo, RegisterMap
+from ternpynq.overlay.regmap import RegisterInfo, RegisterMap
 
 DEFAULT_TIMEOUT_S = 10.0
 SPIN_S = 2e-4  # poll without sleeping this long before backing off
