@@ -9,8 +9,9 @@ mode="${1:-demo}"
 case "$mode" in demo|test) ;; *) echo "usage: bash scripts/quickstart.sh [demo|test]" >&2; exit 2;; esac
 
 # System packages: a C++ compiler for the overlay's C-simulation, tclsh to check the build
-# scripts, and Debian's Fashion-MNIST for training and evaluation.
-apt_packages=(g++ make tcl python3-venv dataset-fashion-mnist)
+# scripts, yosys to check the PE datapath's resource calibration, and Debian's Fashion-MNIST
+# for training and evaluation.
+apt_packages=(g++ make tcl yosys python3-venv dataset-fashion-mnist)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
