@@ -9,6 +9,8 @@ from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.synthetic import random_bundle
 
+pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'ternpynq[onnx]'")
+
 
 @settings(max_examples=12, deadline=None)
 @given(
