@@ -1,30 +1,28 @@
-"""PynqDevice against a recording stand-in for the ``pynq`` package (pynq is not installable
-off-board). The stand-in covers only the documented calls PynqDevice makes: Overlay (ip_dict,
-attribute access, download), DefaultIP with bindto, allocate buffers.
-
-Every call is appended to ``calls`` so a test can assert what the device did. Buffers are carved
-from one DDR array; the IP behind the register block is a kernel with the csim ABI,
-``on_start(regs u32, ddr, ddr_base) -> (status, cycles)``, so the real csim kernel can stand in
-for the FPGA fabric and the whole pynq backend runs here.
-"""
+"""PynqDevice against a recording stand-in for the ``pynq`` package (``fake_pynq``) whose
+memory is a write-back cache over DDR, so a missing flush or invalidate fails here."""
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
 import sys
-import types
 
 import numpy as np
 import pytest
+from fake_pynq import make_pynq as fake_pynq
 
 from ternpynq.overlay.backends import BOARD_ENV, detect_board, pynq_available
 from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.csim_build import load_kernel
-from ternpynq.overlay.device import DeviceTimeout
+from ternpynq.overlay.device import DeviceError, DeviceTimeout
 from ternpynq.overlay.generate import manifest_expectation
 from ternpynq.overlay.paths import BITSTREAM_ENV, bitstream_paths
-from ternpynq.overlay.pynqdevice import BitstreamError, PynqDevice, check_manifest, read_manifest
+from ternpynq.overlay.pynqdevice import (
+    BitstreamError,
+    PynqBufferAdapter,
+    PynqDevice,
+    check_manifest,
+    read_manifest,
+)
 from ternpynq.overlay.regmap import load_regmap
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
@@ -34,90 +32,10 @@ RM = load_regmap()
 VLNV = RM.vlnv
 IN, COUNT, CTRL = RM["in_addr"].offset, RM["in_c"].offset, RM["CTRL"].offset
 STATUS = RM["status"].offset
-DDR_BASE = 0x1800_0000
-START, DONE, IDLE = (1 << RM.ctrl_bits[k] for k in ("ap_start", "ap_done", "ap_idle"))
 
 
-def make_pynq(vlnv: str, on_start=None, ip_name: str = "ternpynq_0", ddr_bytes: int = 16 << 20):
-    calls: list[tuple] = []
-    drivers: list[type] = []
-    ddr = np.zeros(ddr_bytes, np.uint8)
-    top = [0]  # bump allocator over ddr
-
-    class DefaultIP:
-        bindto: list[str] = []
-
-        def __init_subclass__(cls, **kwargs):
-            super().__init_subclass__(**kwargs)
-            drivers.append(cls)  # pynq registers DefaultIP subclasses by their bindto
-
-        def __init__(self, description):
-            self.description = description
-            self.words: dict[int, int] = {}
-            self.done = False
-
-        def read(self, offset):
-            calls.append(("read", offset))
-            if offset == CTRL:
-                value = IDLE | (DONE if self.done else 0)
-                self.done = False
-                return value
-            return self.words.get(offset, 0)
-
-        def write(self, offset, value):
-            calls.append(("write", offset, value))
-            if offset == CTRL and value & START:
-                if on_start is not None:
-                    regs = np.zeros(RM.words, np.uint32)
-                    for word_offset, word in self.words.items():
-                        regs[word_offset // 4] = word
-                    status, _ = on_start(regs, ddr, DDR_BASE)
-                    self.words[STATUS] = status
-                    self.done = True
-                return
-            self.words[offset] = value
-
-    class Overlay:
-        def __init__(self, path):
-            calls.append(("Overlay", path))
-            self.ip_dict = {ip_name: {"type": vlnv, "phys_addr": 0x4000_0000}}
-            self._ips = {}
-
-        def __getattr__(self, name):
-            if name not in self.ip_dict:
-                raise AttributeError(name)
-            if name not in self._ips:
-                bound = [d for d in drivers if self.ip_dict[name]["type"] in d.bindto]
-                self._ips[name] = (bound[-1] if bound else DefaultIP)(self.ip_dict[name])
-            return self._ips[name]
-
-        def download(self):
-            calls.append(("download",))
-            self._ips.clear()
-
-    class PynqBuffer(np.ndarray):
-        def flush(self):
-            calls.append(("flush", self.device_address))
-
-        def invalidate(self):
-            calls.append(("invalidate", self.device_address))
-
-        def freebuffer(self):
-            calls.append(("freebuffer", self.device_address))
-
-    def allocate(shape, dtype):
-        calls.append(("allocate", shape, np.dtype(dtype).str))
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        start, top[0] = top[0], top[0] + -(-nbytes // 4096) * 4096
-        buf = ddr[start : start + nbytes].view(dtype).reshape(shape).view(PynqBuffer)
-        buf.device_address = DDR_BASE + start
-        return buf
-
-    module = types.ModuleType("pynq")
-    module.__spec__ = importlib.machinery.ModuleSpec("pynq", None)  # for find_spec probes
-    module.Overlay, module.DefaultIP, module.allocate = Overlay, DefaultIP, allocate
-    module.calls, module.drivers, module.ddr = calls, drivers, ddr
-    return module
+def make_pynq(vlnv: str, on_start=None):
+    return fake_pynq(vlnv, RM, on_start)
 
 
 @pytest.fixture
@@ -227,11 +145,91 @@ def test_pynq_backend_is_bit_exact_and_chosen_by_auto(monkeypatch, board_folder)
     backend = backends.create("auto", bundle, max_batch=2)
     assert backend.name == "pynq" and backend.board == "pynq-z2"
     assert np.array_equal(backend.run(x), Network(bundle).run(x))
-    flushed = [c for c in pynq.calls if c[0] == "flush"]
-    assert len(flushed) == 1 + 3  # the weights once, then the input of each batch (2, 2, 1)
+    # exact only because every buffer the kernel reads was flushed after the CPU wrote it and
+    # every output was invalidated before the CPU read it (fake_pynq's write-back cache)
+    allocated = sum(c[0] == "allocate" for c in pynq.calls)
     assert sum(c[0] == "invalidate" for c in pynq.calls) == 3  # the output of each batch
     backend.close()
-    assert sum(c[0] == "freebuffer" for c in pynq.calls) == 1 + len(backend.driver.slot_bytes)
+    assert sum(c[0] == "freebuffer" for c in pynq.calls) == allocated
+
+
+# -- cache discipline: the stand-in's cache behaves as a write-back cache, and the driver
+# -- keeps to it; dropping any one flush or invalidate breaks the result
+def test_the_stand_in_cache_is_write_back(monkeypatch, bitstream):
+    pynq = make_pynq(VLNV)
+    memory, base = pynq.memory, pynq.ddr_base
+    buf = pynq.allocate(shape=(256,), dtype=np.uint8)
+    ddr = memory.ddr[buf.device_address - base :][:256]
+    buf[:] = 7
+    assert not np.all(ddr == 7)  # the CPU's write sits in the cache
+    buf.flush()
+    assert np.all(ddr == 7)
+    ddr[:] = 9  # the kernel writes DDR
+    assert np.all(buf == 7)  # the CPU still reads its stale lines
+    buf.invalidate()
+    assert np.all(buf == 9)
+    buf[100] = 1  # one dirty line, evicted over what the kernel writes next
+    ddr[:] = 5
+    memory.evict_all()
+    line = 100 // 32 * 32
+    assert np.all(ddr[line : line + 32] == np.where(np.arange(line, line + 32) == 100, 1, 9))
+    assert np.all(ddr[:line] == 5) and np.all(ddr[line + 32 :] == 5)
+    np.add(buf, 1, out=buf)  # an in-place ufunc bypasses __setitem__ but still dirties lines
+    buf.flush()
+    assert np.array_equal(ddr, np.asarray(buf))
+
+
+def test_fresh_buffers_are_zero_and_clean(monkeypatch, bitstream):
+    """allocate zeroes through the cache; without its flush the zeros would be evicted later,
+    over what the kernel wrote (the review's finding)."""
+    pynq = make_pynq(VLNV)
+    install(monkeypatch, pynq)
+    buf = PynqDevice(bitstream, RM).allocate(1000)
+    ddr = pynq.memory.ddr[buf.device_address - pynq.ddr_base :][:1000]
+    assert np.all(buf.array == 0) and np.all(ddr == 0)
+    assert not pynq.memory._dirty_lines(0, pynq.memory.ddr.size).size
+
+
+def _fake_board_run(monkeypatch) -> tuple[np.ndarray | None, np.ndarray]:
+    """The pynq backend's output on a random network (None if the kernel refused the
+    data it saw), and emu's."""
+    install(monkeypatch, make_pynq(VLNV, on_start=load_kernel("pynq-z2").start))
+    bundle = random_bundle("tiny", seed=4)
+    x = np.random.default_rng(0).integers(-128, 128, (5, 1, 8, 8)).astype(np.int8)
+    backend = backends.create("pynq", bundle, max_batch=2)
+    try:
+        got = backend.run(x)
+    except DeviceError:
+        got = None
+    finally:
+        backend.close()
+    return got, Network(bundle).run(x)
+
+
+def test_the_fake_board_run_is_exact(monkeypatch, board_folder):
+    got, want = _fake_board_run(monkeypatch)
+    assert got is not None and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dropped", ["flush", "invalidate"])
+def test_a_missing_flush_or_invalidate_is_caught(monkeypatch, board_folder, dropped):
+    monkeypatch.setattr(PynqBufferAdapter, dropped, lambda self: None)
+    got, want = _fake_board_run(monkeypatch)
+    assert got is None or not np.array_equal(got, want)
+
+
+def test_zeroing_without_a_flush_is_caught(monkeypatch, board_folder):
+    """The allocate the review found: zeroed through the cache and never flushed."""
+
+    def allocate_unflushed(self, nbytes):
+        buffer = PynqBufferAdapter(self._pynq.allocate(shape=(int(nbytes),), dtype=np.uint8))
+        buffer.array[:] = 0
+        self._buffers.append(buffer)
+        return buffer
+
+    monkeypatch.setattr(PynqDevice, "allocate", allocate_unflushed)
+    got, want = _fake_board_run(monkeypatch)
+    assert got is None or not np.array_equal(got, want)
 
 
 def test_pynq_backend_refuses_a_mismatched_manifest(monkeypatch, board_folder):

@@ -6,6 +6,12 @@ off-board. Every pynq call below is one the PYNQ documentation describes: ``pynq
 ``pynq.DefaultIP`` subclass bound by ``bindto = [VLNV]`` with ``read``/``write`` MMIO, and
 ``pynq.allocate`` buffers with ``device_address``, ``flush``, ``invalidate`` and
 ``freebuffer``.
+
+Cache discipline: the PS caches a buffer and the kernel's m_axi ports do not see that cache,
+so every CPU write to a buffer the kernel reads is followed by ``flush`` (allocate's zeroing
+included) and every CPU read of what the kernel wrote is preceded by ``invalidate`` (the
+driver's ``_from_device``). tests/overlay/fake_pynq.py models a write-back cache to hold us
+to it.
 """
 
 from __future__ import annotations
@@ -130,6 +136,9 @@ class PynqDevice(Device):
     def allocate(self, nbytes: int) -> PynqBufferAdapter:
         buffer = PynqBufferAdapter(self._pynq.allocate(shape=(int(nbytes),), dtype=np.uint8))
         buffer.array[:] = 0
+        # The zeros sit in dirty cache lines; unflushed, they could be evicted later over what
+        # the kernel wrote to this buffer.
+        buffer.flush()
         self._buffers.append(buffer)
         return buffer
 
