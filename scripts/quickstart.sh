@@ -2,7 +2,8 @@
 # ternpynq quick start on a fresh Debian machine with Python 3.11.
 #   bash scripts/quickstart.sh        set up, then classify the sample images with the bundled
 #                                     model on the emulated overlay (csim) and check it against emu
-#   bash scripts/quickstart.sh test   set up the dev tools, then run ruff and the test suite
+#   bash scripts/quickstart.sh test   set up the dev tools, then run ruff and the test suite,
+#                                     then the board-stack leg (scripts/board_stack.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-demo}"
@@ -33,4 +34,6 @@ else
   "${pip[@]}" torch==2.13.0 -e '.[dev]'
   .venv/bin/ruff check .
   .venv/bin/python -m pytest -q
+  # The board-stack leg: Python 3.10, numpy and Pillow at their floors, no torch or onnx.
+  bash scripts/board_stack.sh
 fi
