@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "ternpynq.runtime.commands",
     "ternpynq.overlay.estimate",
     "ternpynq.runtime.selftest",
+    "ternpynq.overlay.doctor",
     "ternpynq.serve.commands",
     "ternpynq.train.commands",
 ]
