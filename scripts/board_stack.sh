@@ -4,7 +4,8 @@
 # the serve extra, and the test tools only. It runs the runtime, bundle, overlay (csim) and serve
 # tests there; a test that needs an absent extra skips and names it (-rs lists them).
 #   bash scripts/board_stack.sh      (quickstart.sh's test mode runs it after the main leg)
-# Set TERNPYNQ_PY310 to a python3.10 interpreter if it is not on PATH or under pyenv.
+# Set TERNPYNQ_PY310 to a python3.10 interpreter if it is not on PATH or under pyenv; the leg
+# fails, saying so, when it finds no Python 3.10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +16,13 @@ venv=.venv310
 
 is_py310() { [ -x "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; }
 python=""
-for candidate in "${TERNPYNQ_PY310:-}" "$(command -v python3.10 || true)" \
-  "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python /root/.pyenv/versions/3.10*/bin/python; do
+if [ -n "${TERNPYNQ_PY310:-}" ]; then
+  candidates=("$TERNPYNQ_PY310")  # an explicit choice is the only one tried
+else
+  candidates=("$(command -v python3.10 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python
+    /root/.pyenv/versions/3.10*/bin/python)
+fi
+for candidate in "${candidates[@]}"; do
   if [ -n "$candidate" ] && is_py310 "$candidate"; then python="$candidate"; break; fi
 done
 if [ -z "$python" ]; then

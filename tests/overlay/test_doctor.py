@@ -96,7 +96,7 @@ def test_a_board_without_its_bitstream(board, capsys):
     code, out = run_cli(capsys)
     assert code == 1 and "ternpynq doctor (on a board: pynq-z2)" in out
     assert "FAIL  bitstream" in out and "ternpynq.bit missing in" in out
-    assert "fix: build it on a PC with Vivado (make -C overlay BOARD=pynq-z2)" in out
+    assert "fix: build it: make -C overlay BOARD=pynq-z2 on a PC with Vivado" in out
     assert "FAIL  auto" in out and "picks " in out  # auto falls back, which a board must not
     assert out.rstrip().endswith("doctor: 2 problem(s) to fix")
 
@@ -107,7 +107,7 @@ def test_a_bitstream_built_for_another_geometry(board):
     report = doctor.diagnose()
     bit = next(c for c in report.checks if c.name == "bitstream")
     assert bit.status == "fail" and "g is 16, the runtime expects 64" in bit.detail
-    assert bit.fix.startswith("rebuild it from this ternpynq")
+    assert bit.fix.startswith("rebuild it from these sources: make -C overlay")
 
 
 def test_board_needs_pynq_xrt_and_the_imagenet_bundle(board, monkeypatch):

@@ -201,18 +201,24 @@ def check_bitstream(report: Report, board: str | None, strict: bool) -> None:
     paths = bitstream_paths(board)
     folder = paths["bit"].parent
     build = (
-        f"build it on a PC with Vivado (make -C overlay BOARD={board}) and copy "
-        f"ternpynq.bit, .hwh and .json to {folder}"
+        f"make -C overlay BOARD={board} on a PC with Vivado, then copy ternpynq.bit, "
+        f".hwh and .json to {folder}"
     )
     missing = [p.name for p in paths.values() if not p.is_file()]
     if missing:
-        report.add("bitstream", False, f"{', '.join(missing)} missing in {folder}", build, strict)
+        report.add(
+            "bitstream",
+            False,
+            f"{', '.join(missing)} missing in {folder}",
+            f"build it: {build}",
+            strict,
+        )
         return
     try:
         manifest = read_manifest(paths["manifest"])
         check_manifest(manifest, manifest_expectation(load_board(board)), str(paths["manifest"]))
     except BitstreamError as exc:
-        report.add("bitstream", False, str(exc), f"rebuild it from this ternpynq: {build}", strict)
+        report.add("bitstream", False, str(exc), f"rebuild it from these sources: {build}", strict)
         return
     built = manifest.get("built_utc") or manifest.get("source_revision") or "unknown build"
     report.add("bitstream", True, f"{paths['bit']} (manifest matches this runtime; {built})")
