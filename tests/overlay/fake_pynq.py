@@ -19,9 +19,15 @@ Memory is modelled as a Zynq without coherent ports sees it, at its worst:
 from __future__ import annotations
 
 import importlib.machinery
+import json
 import types
+from pathlib import Path
 
 import numpy as np
+
+from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.generate import manifest_expectation
+from ternpynq.overlay.paths import bitstream_paths
 
 LINE = 32  # the PL310 L2 cache line of the Zynq-7000 (PYNQ-Z2)
 PAGE = 4096
@@ -173,3 +179,15 @@ def make_pynq(vlnv: str, regmap, on_start=None, ip_name="ternpynq_0", ddr_bytes=
     module.Overlay, module.DefaultIP, module.allocate = Overlay, DefaultIP, allocate
     module.calls, module.drivers, module.memory, module.ddr_base = calls, drivers, memory, base
     return module
+
+
+def write_bitstream_folder(board: str, **manifest_extra) -> dict[str, Path]:
+    """A stand-in bitstreams/<board>/ (under $TERNPYNQ_BITSTREAMS) whose manifest this runtime
+    accepts, plus ``manifest_extra``; returns bitstream_paths(board)."""
+    paths = bitstream_paths(board)
+    paths["bit"].parent.mkdir(parents=True)
+    paths["bit"].write_bytes(b"stand-in; never parsed")
+    paths["hwh"].write_text("<hwh/>")
+    manifest = dict(manifest_expectation(load_board(board)), **manifest_extra)
+    paths["manifest"].write_text(json.dumps(manifest))
+    return paths

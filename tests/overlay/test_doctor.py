@@ -7,15 +7,13 @@ import json
 import sys
 
 import pytest
-from fake_pynq import make_pynq
+from fake_pynq import make_pynq, write_bitstream_folder
 
 from ternpynq.bundle import save
 from ternpynq.cli import main
 from ternpynq.overlay import doctor
 from ternpynq.overlay.backends import BOARD_ENV
-from ternpynq.overlay.boards import load_board
-from ternpynq.overlay.generate import manifest_expectation
-from ternpynq.overlay.paths import BITSTREAM_ENV, bitstream_paths
+from ternpynq.overlay.paths import BITSTREAM_ENV
 from ternpynq.overlay.regmap import load_regmap
 from ternpynq.runtime.synthetic import random_bundle
 
@@ -53,12 +51,7 @@ def board(off_board, monkeypatch):
     monkeypatch.setattr(
         doctor, "dist_version", lambda d: "3.0.1" if d == "pynq" else real_version(d)
     )
-    paths = bitstream_paths("pynq-z2")
-    paths["bit"].parent.mkdir(parents=True)
-    paths["bit"].write_bytes(b"stand-in")
-    paths["hwh"].write_text("<hwh/>")
-    manifest = dict(manifest_expectation(load_board("pynq-z2")), built_utc="2026-01-01T00:00Z")
-    paths["manifest"].write_text(json.dumps(manifest))
+    paths = write_bitstream_folder("pynq-z2", built_utc="2026-01-01T00:00Z")
     save(random_bundle("tiny", seed=0), doctor.IMAGENET_MODEL)
     return paths
 

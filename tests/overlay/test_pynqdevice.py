@@ -9,13 +9,12 @@ import sys
 import numpy as np
 import pytest
 from fake_pynq import make_pynq as fake_pynq
+from fake_pynq import write_bitstream_folder
 
 from ternpynq.overlay.backends import BOARD_ENV, detect_board, pynq_available
-from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.csim_build import load_kernel
 from ternpynq.overlay.device import DeviceError, DeviceTimeout
-from ternpynq.overlay.generate import manifest_expectation
-from ternpynq.overlay.paths import BITSTREAM_ENV, bitstream_paths
+from ternpynq.overlay.paths import BITSTREAM_ENV
 from ternpynq.overlay.pynqdevice import (
     BitstreamError,
     PynqBufferAdapter,
@@ -127,13 +126,7 @@ def board_folder(tmp_path, monkeypatch):
     """A bitstreams/ tree for pynq-z2 with a manifest this runtime accepts."""
     monkeypatch.setenv(BITSTREAM_ENV, str(tmp_path))
     monkeypatch.setenv(BOARD_ENV, "pynq-z2")
-    paths = bitstream_paths("pynq-z2")
-    paths["bit"].parent.mkdir(parents=True)
-    paths["bit"].write_bytes(b"stand-in")
-    paths["hwh"].write_text("<hwh/>")
-    manifest = dict(manifest_expectation(load_board("pynq-z2")), source_revision="test")
-    paths["manifest"].write_text(json.dumps(manifest))
-    return paths
+    return write_bitstream_folder("pynq-z2", source_revision="test")
 
 
 def test_pynq_backend_is_bit_exact_and_chosen_by_auto(monkeypatch, board_folder):
