@@ -154,3 +154,13 @@ def test_declared_floor_reads_the_installed_metadata(monkeypatch):
     assert doctor.declared_floor("Pillow") == "9.1"
     assert doctor.declared_floor("pynq") == "3.0"
     assert doctor.declared_floor("torch") is None
+
+
+def test_a_board_without_the_overlay_folder(board, monkeypatch, tmp_path):
+    """A wheel install holds no overlay/ (board files, register map): the fix names the
+    variable to set."""
+    monkeypatch.setenv("TERNPYNQ_OVERLAY", str(tmp_path / "no-overlay"))
+    report = doctor.diagnose()
+    fails = {c.name: c for c in report.checks if c.status == "fail"}
+    assert "board file" in fails and "TERNPYNQ_OVERLAY" in fails["board file"].fix
+    assert not report.backends["pynq"] and not report.backends["csim"]

@@ -226,13 +226,18 @@ def check_bitstream(report: Report, board: str | None, strict: bool) -> None:
 
 # -- backends and bundles ------------------------------------------------------------------
 def usable_backends() -> dict[str, bool]:
-    """Whether each backend can run here: auto's own probes, plus csim's compiler."""
-    found = {"emu": True, "csim": shutil.which(os.environ.get("CXX", "g++")) is not None}
-    found["onnx"] = backends.module_available("onnxruntime")
+    """Whether each backend can run here: auto's own probes, plus what csim builds with (a C++
+    compiler and the overlay sources), which auto never picks and so has no probe."""
     try:
-        found["pynq"] = pynq_available()
+        sources = overlay_dir().is_dir()
     except OverlayPathError:
-        found["pynq"] = False
+        sources = False
+    found = {
+        "emu": True,
+        "csim": sources and shutil.which(os.environ.get("CXX", "g++")) is not None,
+    }
+    found["onnx"] = backends.module_available("onnxruntime")
+    found["pynq"] = sources and pynq_available()  # the probe needs the board files
     return found
 
 
