@@ -12,9 +12,11 @@ import pytest
 from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.calibrate import calibrate, parse_stat
 from ternpynq.overlay.hls_arrays import ArraySourceError, banks, read_arrays, synthesis_sources
+from ternpynq.overlay.regmap import load_regmap
 from ternpynq.overlay.resources import (
     CalibrationError,
     breakdown,
+    interfaces,
     load_calibration,
     memory_cost,
     resources,
@@ -22,6 +24,7 @@ from ternpynq.overlay.resources import (
 
 BOARDS = ("pynq-z2", "zcu104")
 LUT_LIMIT = {"pynq-z2": 0.85, "zcu104": 0.70}  # issue 8 item 4
+CONTROL_ROW = "control FSMs and address counters"
 KEYWORDS = {"return", "else", "case", "delete", "throw", "goto"}
 QUALIFIERS = {"static", "const", "constexpr", "volatile", "thread_local", "extern"}
 
@@ -173,3 +176,21 @@ def test_committed_calibration_reproduces_with_yosys(name):
             for kind in ("lut", "ff", "dsp"):
                 want, got = cells[kind], fresh[group][module][kind]
                 assert abs(got - want) <= 0.05 * want, f"{module} {kind}: {got} vs {want}"
+
+
+def test_interfaces_from_the_register_map_and_the_m_axi_pragmas(tmp_path, small_board):
+    src = """
+#pragma HLS INTERFACE mode=m_axi port=a bundle=gmem_a offset=slave max_read_burst_length=64
+#pragma HLS INTERFACE mode=m_axi port=b bundle=gmem_a offset=slave max_read_burst_length=64
+#pragma HLS INTERFACE mode=m_axi port=c bundle=gmem_c offset=slave
+#pragma HLS INTERFACE mode=s_axilite port=c bundle=control offset=0x40
+"""
+    rows = {r["name"]: r for r in interfaces(small_board, _tree(tmp_path, src))}
+    assert set(rows) == {"s_axilite control", "m_axi gmem_a", "m_axi gmem_c", CONTROL_ROW}
+    # gmem_a: its two ports share one read buffer of 16 outstanding x 64 beats of the 32-bit
+    # port = 1024 x 32 bits: one BRAM36
+    assert rows["m_axi gmem_a"]["bram36"] == 1.0
+    # gmem_c: the default 16 x 16 beats = 256 x 32 bits: one RAMB18
+    assert rows["m_axi gmem_c"]["bram36"] == 0.5
+    words = sum(r.width // 32 for r in load_regmap().registers)
+    assert rows["s_axilite control"]["ff"] == 32 * words

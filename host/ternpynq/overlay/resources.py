@@ -100,16 +100,16 @@ def interfaces(board: Board, root: Path | None = None) -> list[dict]:
     lite = {"name": "s_axilite control", "kind": "interface", "lut": 32 * math.ceil(nregs / 4),
             "ff": 32 * nregs, "dsp": 0, "bram36": 0, "uram": 0}  # fmt: skip
     out = [lite]
-    bundles: dict[str, dict] = {}
+    bundles: dict[str, dict[str, int]] = {}  # bundle -> burst buffer words per direction
     for line in text.splitlines():
         if re.search(r"#pragma\s+HLS\s+INTERFACE\b.*\bm_axi\b", line):
             opts = dict(re.findall(r"(\w+)=(\w+)", line))
-            b = bundles.setdefault(opts.get("bundle", opts.get("port", "gmem")), {"words": 0})
+            b = bundles.setdefault(opts.get("bundle", opts.get("port", "gmem")), {})
             for key in ("max_read_burst_length", "max_write_burst_length"):
-                if key in opts:
-                    b["words"] += MAXI_OUTSTANDING * int(opts[key])
+                if key in opts:  # ports of one bundle share its adapter and buffers
+                    b[key] = max(b.get(key, 0), MAXI_OUTSTANDING * int(opts[key]))
     for name, b in sorted(bundles.items()):
-        words = b["words"] or MAXI_OUTSTANDING * 16  # HLS default burst length 16
+        words = sum(b.values()) or MAXI_OUTSTANDING * 16  # HLS default burst length 16
         fifo = min(
             _blocks(board.axi_bits, words, RAMB18) / 2, _blocks(board.axi_bits, words, RAMB36)
         )
