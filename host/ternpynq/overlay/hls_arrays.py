@@ -1,11 +1,13 @@
 """The on-chip arrays of the HLS kernel, read from its sources (docs/overlay-resources.md).
 
 Convention the kernel follows: each on-chip array is declared on one line as
-``TYPE NAME[EXPR]...;`` (several comma-separated declarators allowed), where EXPR uses TPQ_*
-macros of tpq_config.h, ``constexpr`` integers of the sources and literals, with its
+``TYPE NAME[EXPR]...;`` (several comma-separated declarators, an initializer, or a ``= {`` that
+continues on later lines allowed), where EXPR uses TPQ_* macros of tpq_config.h, ``constexpr``
+integers and enumerators of the sources and literals, with its
 ``#pragma HLS ARRAY_PARTITION|ARRAY_RESHAPE variable=NAME ...`` and/or
 ``#pragma HLS BIND_STORAGE variable=NAME ...`` beside it. Synthesis sources are the .cpp/.hpp/.h
-files under overlay/hls/ that scripts/hls.tcl does not add with ``add_files -tb``.
+files under overlay/hls/ that scripts/hls.tcl does not add with ``add_files -tb``, less their
+``#ifndef __SYNTHESIS__`` branches.
 """
 
 from __future__ import annotations
