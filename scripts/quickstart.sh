@@ -12,7 +12,7 @@ case "$mode" in demo|test) ;; *) echo "usage: bash scripts/quickstart.sh [demo|t
 # System packages: a C++ compiler for the overlay's C-simulation, tclsh to check the build
 # scripts, yosys to check the PE datapath's resource calibration, and Debian's Fashion-MNIST
 # for training and evaluation.
-apt_packages=(g++ make tcl yosys python3-venv dataset-fashion-mnist)
+apt_packages=(g++ make tcl yosys iverilog python3-venv dataset-fashion-mnist)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
