@@ -146,12 +146,106 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
   return OK;
 }
 
+// The MAC over one pixel tile: one lane word of the tile per iteration, II = 1, into one bank.
+// acc[o][p] is read-modify-written on the last plane of each (filter, word); the next write of
+// the same filter comes at least one iteration later (nk = T = 1), so the RMW is a 2-stage
+// read/add-write with a forwarding register for distance 1 (HLS: DEPENDENCE inter false on acc
+// plus that bypass). Horner's part[p] is a register: one shift-add per cycle.
+static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
+                     const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
+                     int32_t (*acc)[P]) {
+  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+  const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
+  int32_t x[P][G], part[P] = {};
+#pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
+#pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
+  uint32_t xq = ~0u, xv = ~0u;  // the word x holds (C-simulation skips re-reading it)
+  Walk s;
+  s.start(wbuf, d, words * LANE_BYTES);
+  TPQ_ENTER(L_MAC, words - head_words);
+  for (uint32_t w = head_words; w < words; ++w) {
+#pragma HLS PIPELINE II=1
+#pragma HLS DEPENDENCE variable=acc type=inter false
+    TPQ_TICK(L_MAC);
+    const uint32_t pos = w * LANE_BYTES;
+    const WordOp op = s.step(pos);
+    if (op.body) {
+      if (op.q != xq || op.v != xv) {
+        const bool narrow = group_channels(d.in_c, op.q) < static_cast<uint32_t>(G);
+        for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+          for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+            const uint32_t di = narrow ? lm_di[op.v][l] : op.di, dj = narrow ? lm_dj[op.v][l] : op.dj;
+            const uint32_t c = (op.q << LOG_G) + (narrow ? lm_c[op.v][l] : l);
+            const int32_t y = tl.oy[p] * stride - pad + static_cast<int32_t>(di);
+            const int32_t xx = tl.ox[p] * stride - pad + static_cast<int32_t>(dj);
+            const bool use = static_cast<uint32_t>(l) < op.valid && c < d.in_c && inside(d, y, xx);
+            x[p][l] = use ? lb_at(lbuf, d, g, y, xx, c) : 0;
+          }
+        }
+        xq = op.q;
+        xv = op.v;
+      }
+      const uint8_t* word = wbuf + pos;
+      for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+        int32_t sum = 0;
+        for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+          const int code = trit_code(word, l);
+          sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
+        }
+        part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
+        if (op.last) acc[op.o][p] += part[p];
+      }
+    }
+  }
+}
+
+// Drain one finished pixel tile from its bank: residual burst, requant (leaving the bank zeroed
+// for its next tile), output burst. tile_px: the tile's first pixel counted over the batch.
+static void drain_tile(const Desc& d, uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
+                       int32_t (*acc)[P], uint64_t tile_px, uint32_t np, uint32_t o0, uint32_t nf,
+                       const uint8_t* res, uint8_t* fout) {
+  const uint32_t oeb = elem_bytes(d.out_type), reb = elem_bytes(d.res_type);
+  if (d.has_res) {
+    tile_bursts((tile_px * d.out_c + o0) * reb, static_cast<uint64_t>(d.out_c) * reb, np, nf * reb,
+                [&](uint64_t start, uint64_t len, uint32_t p0) {
+                  uint32_t p = p0, b = 0;
+                  burst_read(L_RES_LOAD, res, start, len, [&](uint64_t, uint8_t v) {
+                    rbuf[p][b] = v;
+                    if (++b == nf) {
+                      b = 0;
+                      ++p;
+                    }
+                  });
+                });
+  }
+  TPQ_ENTER(L_REQUANT, nf);
+  for (uint32_t o = 0; o < nf; ++o) {
+#pragma HLS PIPELINE II=1
+    TPQ_TICK(L_REQUANT);
+    const int32_t mult = le32(prm + 8 * o), bias = le32(prm + 8 * o + 4);
+    for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+      const int32_t r = d.has_res ? elem8(rbuf[p][o], d.res_type) : 0;
+      const int32_t v = requant(acc[o][p], mult, bias, r, d);
+      acc[o][p] = 0;
+      obuf[p][o * oeb] = static_cast<uint8_t>(v & 0xFF);
+      if (oeb == 2) obuf[p][o * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
+    }
+  }
+  store_rows(fout, (tile_px * d.out_c + o0) * oeb, static_cast<uint64_t>(d.out_c) * oeb, np, nf * oeb, obuf);
+}
+
 uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
                   const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res) {
   static uint8_t wbuf[TPQ_WBUF_BYTES];
 #pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=TPQ_WBUF_PORTS
-  static int32_t acc[TPQ_MAX_C][TPQ_P];
-#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=2
+  static int32_t acc[2][TPQ_MAX_C][TPQ_P];
+#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=3
   static uint8_t rbuf[TPQ_P][TPQ_MAX_C];
 #pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=1
   static uint8_t lm_di[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
@@ -161,7 +255,7 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
   static uint8_t lm_c[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
 #pragma HLS ARRAY_PARTITION variable=lm_c type=complete dim=2
 
-  const uint32_t oeb = elem_bytes(d.out_type), k = d.kernel, nq = groups(d.in_c);
+  const uint32_t k = d.kernel, nq = groups(d.in_c);
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // inputs are 8-bit
   const uint32_t npix = d.out_h * d.out_w;
   const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
@@ -197,99 +291,34 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
     if (st != OK) return st;
     wpos += static_cast<uint64_t>(words) * LANE_BYTES;
     TPQ_ENTER(L_ACC_CLEAR, nf);
-    for (uint32_t o = 0; o < nf; ++o) {  // afterwards each requant leaves its bank zeroed
+    for (uint32_t o = 0; o < nf; ++o) {  // afterwards each drain leaves its bank zeroed
 #pragma HLS PIPELINE II=1
       TPQ_TICK(L_ACC_CLEAR);
-      for (int p = 0; p < P; ++p) acc[o][p] = 0;
+      for (int p = 0; p < P; ++p) acc[0][o][p] = acc[1][o][p] = 0;
     }
-    const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
     for (uint32_t n = 0; n < d.batch; ++n) {
+      // Two accumulator banks: pixel tile i accumulates into bank i & 1 while tile i - 1 drains
+      // from the other, the two stages of a DATAFLOW region (mac_tile || drain_tile), so a step
+      // costs the slower of the two. The row fetch for tile i must finish before its MAC starts.
+      uint32_t bank = 0, prev_np = 0;
+      uint64_t prev_px = 0;
+      bool pending = false;
       tl.start(g, npix);
-      for (; tl.pix0 < npix; tl.advance(g, d.out_w)) {
-        fetch_rows(lbuf, d, g, fin, n * img_in, tl.next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
-
-        // The MAC: one lane word per iteration, II = 1. acc[o][p] is read-modify-written on the
-        // last plane of each (filter, word); the next write of the same filter comes at least one
-        // iteration later (nk = T = 1), so the RMW is a 2-stage read/add-write with a forwarding
-        // register for distance 1 (HLS: DEPENDENCE inter false on acc plus that bypass).
-        // Horner's part[p] is a register: its dependence is one shift-add per cycle.
-        int32_t x[P][G], part[P] = {};
-#pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
-#pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
-        uint32_t xq = ~0u, xv = ~0u;  // the word x holds (C-simulation skips re-reading it)
-        Walk s;
-        s.start(wbuf, d, words * LANE_BYTES);
-        TPQ_ENTER(L_MAC, words - head_words);
-        for (uint32_t w = head_words; w < words; ++w) {
-#pragma HLS PIPELINE II=1
-#pragma HLS DEPENDENCE variable=acc type=inter false
-          TPQ_TICK(L_MAC);
-          const uint32_t pos = w * LANE_BYTES;
-          const WordOp op = s.step(pos);
-          if (op.body) {
-            if (op.q != xq || op.v != xv) {
-              const bool narrow = group_channels(d.in_c, op.q) < static_cast<uint32_t>(G);
-              for (int p = 0; p < P; ++p) {
-#pragma HLS UNROLL
-                for (int l = 0; l < G; ++l) {
-#pragma HLS UNROLL
-                  const uint32_t di = narrow ? lm_di[op.v][l] : op.di, dj = narrow ? lm_dj[op.v][l] : op.dj;
-                  const uint32_t c = (op.q << LOG_G) + (narrow ? lm_c[op.v][l] : l);
-                  const int32_t y = tl.oy[p] * stride - pad + static_cast<int32_t>(di);
-                  const int32_t xx = tl.ox[p] * stride - pad + static_cast<int32_t>(dj);
-                  const bool use = static_cast<uint32_t>(l) < op.valid && c < d.in_c && inside(d, y, xx);
-                  x[p][l] = use ? lb_at(lbuf, d, g, y, xx, c) : 0;
-                }
-              }
-              xq = op.q;
-              xv = op.v;
-            }
-            const uint8_t* word = wbuf + pos;
-            for (int p = 0; p < P; ++p) {
-#pragma HLS UNROLL
-              int32_t sum = 0;
-              for (int l = 0; l < G; ++l) {
-#pragma HLS UNROLL
-                const int code = trit_code(word, l);
-                sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
-              }
-              part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
-              if (op.last) acc[op.o][p] += part[p];
-            }
-          }
-        }
-
-        const uint32_t reb = elem_bytes(d.res_type);
-        const uint64_t tile_px = static_cast<uint64_t>(n) * npix + tl.pix0;
-        if (d.has_res) {
-          tile_bursts((tile_px * d.out_c + o0) * reb, static_cast<uint64_t>(d.out_c) * reb, tl.np, nf * reb,
-                      [&](uint64_t start, uint64_t len, uint32_t p0) {
-                        uint32_t p = p0, b = 0;
-                        burst_read(L_RES_LOAD, res, start, len, [&](uint64_t, uint8_t v) {
-                          rbuf[p][b] = v;
-                          if (++b == nf) {
-                            b = 0;
-                            ++p;
-                          }
-                        });
-                      });
-        }
-        TPQ_ENTER(L_REQUANT, nf);
-        for (uint32_t o = 0; o < nf; ++o) {
-#pragma HLS PIPELINE II=1
-          TPQ_TICK(L_REQUANT);
-          const int32_t mult = le32(prm + 8 * o), bias = le32(prm + 8 * o + 4);
-          for (int p = 0; p < P; ++p) {
-#pragma HLS UNROLL
-            const int32_t r = d.has_res ? elem8(rbuf[p][o], d.res_type) : 0;
-            const int32_t v = requant(acc[o][p], mult, bias, r, d);
-            acc[o][p] = 0;
-            obuf[p][o * oeb] = static_cast<uint8_t>(v & 0xFF);
-            if (oeb == 2) obuf[p][o * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
-          }
-        }
-        store_rows(fout, (tile_px * d.out_c + o0) * oeb, static_cast<uint64_t>(d.out_c) * oeb, tl.np, nf * oeb,
-                   obuf);
+      for (;;) {
+        const bool more = tl.pix0 < npix;
+        if (more) fetch_rows(lbuf, d, g, fin, n * img_in, tl.next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
+        TPQ_MARK(m0);
+        if (more) mac_tile(d, g, lbuf, wbuf, words, tl, lm_di, lm_dj, lm_c, acc[bank]);
+        TPQ_MARK(m1);
+        if (pending) drain_tile(d, obuf, rbuf, prm, acc[bank ^ 1], prev_px, prev_np, o0, nf, res, fout);
+        TPQ_MARK(m2);
+        TPQ_OVERLAP(m1 - m0, m2 - m1);
+        if (!more) break;
+        pending = true;
+        prev_px = static_cast<uint64_t>(n) * npix + tl.pix0;
+        prev_np = tl.np;
+        bank ^= 1;
+        tl.advance(g, d.out_w);
       }
     }
   }
