@@ -98,10 +98,10 @@ class _Tally:
 
 
 def ring_rows(r: dict, board: Board, mode: str) -> int:
-    """Line-buffer rows of a layer: the rows one P-pixel tile's windows touch, as a power of two."""
+    """Line-buffer rows: what two consecutive P-pixel tiles' windows touch, as a power of two."""
     if mode == "gap":
         return 1
-    span = min((r["out_w"] - 1 + board.P - 1) // r["out_w"] + 1, r["out_h"])
+    span = min((r["out_w"] - 1 + 2 * board.P - 1) // r["out_w"] + 1, r["out_h"])
     rows = min((span - 1) * r["stride"] + r["kernel"], r["in_h"])
     return 1 << _clog2(rows)
 
@@ -112,14 +112,30 @@ def _pixel_tiles(npix: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
     return pix0, np.minimum(board.P, npix - pix0)
 
 
-def _fetch_rows(tally: _Tally, r: dict, n: int) -> None:
-    """Every input row up to the last one the last tile's windows touch, once per pass."""
+def _fetch_rows(tally: _Tally, r: dict, n: int, pix0=None, np_=None) -> np.ndarray | None:
+    """Input rows of each image in order, each fetched once, as the pixel tiles reach them.
+
+    With the tiles (``pix0``, ``np_``) given, returns the cycles of the rows each tile adds,
+    (n, tiles): a tile needs every row up to its last pixel's last window row.
+    """
     last = min(r["in_h"] - 1, (r["out_h"] - 1) * r["stride"] - r["pad"] + r["kernel"] - 1)
     row = r["in_w"] * r["in_c"]  # inputs are 8-bit
     img = r["in_h"] * row
     y = np.arange(last + 1, dtype=np.int64)
+    cycles = []
     for i in range(n):
-        tally.burst("row_load", i * img + y * row, np.full(y.size, row))
+        beats = tally.burst("row_load", i * img + y * row, np.full(y.size, row))
+        cycles.append(beats + loop_depths(tally.board)["row_load"] * (beats > 0))
+    if pix0 is None:
+        return None
+    oy = (pix0 + np_ - 1) // r["out_w"]
+    reach = np.minimum(oy * r["stride"] - r["pad"] + r["kernel"] - 1, r["in_h"] - 1)
+    out = np.zeros((n, pix0.size), np.int64)
+    for i in range(n):
+        cum = np.concatenate([[0], np.cumsum(cycles[i])])  # cycles of rows [0, y)
+        done = np.maximum.accumulate(np.minimum(reach + 1, last + 1))
+        out[i] = np.diff(np.concatenate([[0], cum[done]]))
+    return out
 
 
 def _tile_rows(tally, label, n, npix, pix0, np_, cout, o0, nf, eb) -> np.ndarray:
@@ -183,10 +199,15 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
                 tally, "res_load", n, npix, pix0, np_, cout, o0, nf, _bytes(r["res_type"])
             )
         drain += _tile_rows(tally, "store", n, npix, pix0, np_, cout, o0, nf, _bytes(r["out_type"]))
-        _fetch_rows(tally, r, n)
-        # Two banks: tile t's MAC runs beside tile t - 1's drain; the step costs the slower.
-        mac_cycles = words - head_words + (depth["mac"] if words > head_words else 0)
-        tally.hidden += int(np.minimum(mac_cycles, drain[:, :-1]).sum())
+        fetch = _fetch_rows(tally, r, n, pix0, np_)
+        # Step t runs tile t's MAC, tile t - 1's drain and tile t + 1's row fetch side by side
+        # and costs the slowest; tile 0's rows come before the first step.
+        steps = pix0.size + 1
+        stage = np.zeros((3, n, steps), np.int64)
+        stage[0, :, :-1] = words - head_words + (depth["mac"] if words > head_words else 0)
+        stage[1, :, 1:] = drain
+        stage[2, :, : steps - 2] = fetch[:, 1:]
+        tally.hidden += int((stage.sum(axis=0) - stage.max(axis=0)).sum())
     return mac, dense
 
 

@@ -298,27 +298,34 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
     }
     for (uint32_t n = 0; n < d.batch; ++n) {
       // Two accumulator banks: pixel tile i accumulates into bank i & 1 while tile i - 1 drains
-      // from the other, the two stages of a DATAFLOW region (mac_tile || drain_tile), so a step
-      // costs the slower of the two. The row fetch for tile i must finish before its MAC starts.
+      // from the other and the rows tile i + 1 adds are fetched (the ring holds two tiles' rows):
+      // three stages of a DATAFLOW region (mac_tile || drain_tile || fetch_rows), so a step costs
+      // the slowest. Only tile 0's rows are fetched before any MAC can start.
       uint32_t bank = 0, prev_np = 0;
       uint64_t prev_px = 0;
       bool pending = false;
+      int32_t next_row = 0;
+      const int32_t reach = static_cast<int32_t>(k) - 1 - pad;  // last window row - stride * oy
       tl.start(g, npix);
+      fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride + reach);
       for (;;) {
         const bool more = tl.pix0 < npix;
-        if (more) fetch_rows(lbuf, d, g, fin, n * img_in, tl.next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
+        Tiles nx = tl;
+        if (more) nx.advance(g, d.out_w);
         TPQ_MARK(m0);
         if (more) mac_tile(d, g, lbuf, wbuf, words, tl, lm_di, lm_dj, lm_c, acc[bank]);
         TPQ_MARK(m1);
         if (pending) drain_tile(d, obuf, rbuf, prm, acc[bank ^ 1], prev_px, prev_np, o0, nf, res, fout);
         TPQ_MARK(m2);
-        TPQ_OVERLAP(m1 - m0, m2 - m1);
+        if (more && nx.pix0 < npix) fetch_rows(lbuf, d, g, fin, n * img_in, next_row, nx.oy[nx.np - 1] * stride + reach);
+        TPQ_MARK(m3);
+        TPQ_OVERLAP(m1 - m0, m2 - m1, m3 - m2);
         if (!more) break;
         pending = true;
         prev_px = static_cast<uint64_t>(n) * npix + tl.pix0;
         prev_np = tl.np;
         bank ^= 1;
-        tl.advance(g, d.out_w);
+        tl = nx;
       }
     }
   }

@@ -92,9 +92,11 @@ constexpr uint32_t DEPTH[N_LOOPS] = {
 };
 extern const char* const LOOP_NAMES[N_LOOPS];
 
+inline uint64_t max3(uint64_t a, uint64_t b, uint64_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
 // Iterations and entries of each loop in the last run (C-simulation only), and the cycles that
-// overlapped stages hide: a DATAFLOW region of two stages costs the slower one, so the faster
-// one's cycles are counted (per loop) but subtracted from the total.
+// overlapped stages hide: a DATAFLOW step costs its slowest stage, so the other stages' cycles
+// are counted (per loop) but subtracted from the total.
 struct Counters {
   uint64_t iters[N_LOOPS];
   uint64_t entries[N_LOOPS];
@@ -112,12 +114,12 @@ extern thread_local Counters g_count;
 #define TPQ_TICK(loop) (++tpq::g_count.iters[loop])
 #define TPQ_ENTER(loop, trips) ((trips) > 0 ? (void)++tpq::g_count.entries[loop] : (void)0)
 #define TPQ_MARK(name) const uint64_t name = tpq::g_count.loops()
-#define TPQ_OVERLAP(a, b) (tpq::g_count.hidden += (a) < (b) ? (a) : (b))
+#define TPQ_OVERLAP(a, b, c) (tpq::g_count.hidden += (a) + (b) + (c) - tpq::max3((a), (b), (c)))
 #else
 #define TPQ_TICK(loop) ((void)0)
 #define TPQ_ENTER(loop, trips) ((void)0)
 #define TPQ_MARK(name) ((void)0)
-#define TPQ_OVERLAP(a, b) ((void)0)
+#define TPQ_OVERLAP(a, b, c) ((void)0)
 #endif
 
 // The layer descriptor, one field per AXI-Lite register (regmap.json).
@@ -248,16 +250,14 @@ inline void store_rows(uint8_t* port, uint64_t base, uint64_t pitch, uint32_t np
 }
 
 // Pixel-tile bookkeeping shared by conv and max pool: raster coordinates of the P pixels of the
-// current tile, advanced by carries (no division), and the line buffer's fetch position.
+// current tile, advanced by carries (no division).
 struct Tiles {
   int32_t oy[P], ox[P];
   uint32_t pix0, np, npix;
-  int32_t next_row;  // the next input row to fetch
   void start(const Geometry& g, uint32_t npix_) {
     npix = npix_;
     pix0 = 0;
     np = npix < static_cast<uint32_t>(P) ? npix : P;
-    next_row = 0;
     for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
       oy[p] = g.oy0[p];

@@ -13,12 +13,13 @@ const char* const LOOP_NAMES[N_LOOPS] = {
     "mac",      "res_load", "requant", "store",  "pool",    "gap_sum", "gap_requant",
 };
 
-// Line-buffer rows: every input row one P-pixel tile's windows touch, rounded up to a power of
-// two so that a row's slot is a mask of its index. gap reads one row at a time.
+// Line-buffer rows: every input row two consecutive P-pixel tiles' windows touch (conv fetches
+// the next tile's rows while the current one computes), rounded up to a power of two so that a
+// row's slot is a mask of its index. gap reads one row at a time.
 uint32_t ring_rows(const Desc& d) {
   if (d.mode == MODE_GAP) return 1;
-  // A tile of P raster-order pixels spans at most this many output rows.
-  uint32_t span = (d.out_w - 1 + P - 1) / d.out_w + 1;
+  // 2P raster-order pixels span at most this many output rows.
+  uint32_t span = (d.out_w - 1 + 2 * P - 1) / d.out_w + 1;
   if (span > d.out_h) span = d.out_h;
   uint32_t rows = (span - 1) * d.stride + d.kernel;
   if (rows > d.in_h) rows = d.in_h;

@@ -11,9 +11,10 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
   const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
   Tiles tl;
   for (uint32_t n = 0; n < d.batch; ++n) {
+    int32_t next_row = 0;
     tl.start(g, npix);
     for (; tl.pix0 < npix; tl.advance(g, d.out_w)) {
-      fetch_rows(lbuf, d, g, fin, n * img_in, tl.next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
+      fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
       // (channel vector, tap) flattened; best[p][l] is a register, reset on the first tap.
       int32_t best[P][G];
 #pragma HLS ARRAY_PARTITION variable=best type=complete dim=0
