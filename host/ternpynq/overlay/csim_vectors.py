@@ -40,7 +40,8 @@ class Case:
     expected_bytes: np.ndarray  # the same, as the kernel must write them (gmem_o)
     cycles: int  # the cycle model's prediction
     status: int = 0
-    loops: dict[str, tuple[int, int]] = field(default_factory=dict)  # model: label -> (iters, entries)
+    # the cycle model by loop label: (iterations, entries)
+    loops: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def with_(self, **changes) -> Case:
         return replace(self, **changes)
@@ -63,9 +64,8 @@ def make_case(
     res = pack_fmap(residual, res_type) if layer.residual else np.zeros(0, np.uint8)
     out = pack_fmap(expected, packed.regs["out_type"])
     model = layer_cycles(packed, board)
-    return Case(
-        layer.name, packed.regs, packed.data, fin, res, expected, out, model.total, loops=model.loops
-    )
+    data = (packed.regs, packed.data, fin, res, expected, out)
+    return Case(layer.name, *data, model.total, loops=model.loops)
 
 
 def network_cases(bundle: Bundle, x: np.ndarray, board: Board) -> list[Case]:

@@ -159,7 +159,7 @@ def _tile_rows(tally, label, n, npix, pix0, np_, cout, o0, nf, eb) -> np.ndarray
 
 
 def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
-    """Conv loops; returns the MAC iterations with and without group skipping."""
+    """Conv loops; returns the MAC and W_CHECK iterations with and without group skipping."""
     r, g = packed.regs, board.g
     lane = g // 4
     cin, k, t, cout, n = r["in_c"], r["kernel"], r["trits"], r["out_c"], r["batch"]
@@ -188,8 +188,8 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
         tally.burst("p_load", stream + 8 * o0, 8 * nf)
         tally.add("acc_clear", nf)
         wpos += words * lane
-        mac += n * pix0.size * (words - head_words)
-        dense += n * pix0.size * dense_words
+        mac += (n * pix0.size + 1) * (words - head_words)  # + 1: the tile's W_CHECK pass
+        dense += (n * pix0.size + 1) * dense_words
         tally.add("mac", np.full(pix0.size, words - head_words), times=n)
         tally.add("requant", np.full(pix0.size, nf), times=n)
         # drain of each (image, tile): residual burst(s), requant sweep, output burst(s)

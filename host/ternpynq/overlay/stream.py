@@ -233,7 +233,8 @@ def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: in
                             block = flat.reshape(k, k, c1 - c0).transpose(2, 0, 1)
                             weight[o0 + o, c0:c1] += block * np.int16(3**t)
         if pos - start != lo | hi << 16:
-            raise StreamError(f"tile at filter {o0}: header says {lo | hi << 16} bytes, has {pos - start}")
+            said = lo | hi << 16
+            raise StreamError(f"tile at filter {o0}: header says {said} bytes, has {pos - start}")
         o0 += n_filters
     return weight.reshape(shape)
 
