@@ -239,6 +239,27 @@ static void drain_tile(const Desc& d, uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf
   store_rows(fout, (tile_px * d.out_c + o0) * oeb, static_cast<uint64_t>(d.out_c) * oeb, np, nf * oeb, obuf);
 }
 
+// One step of the pixel-tile pipeline: tile i's MAC into one bank, tile i - 1's drain from the
+// other, tile i + 1's new rows into the line buffer. The stages share no array they write, so
+// they form a DATAFLOW region; a disabled stage (words 0, np 0, last -1) does nothing. The
+// C-simulation runs them in turn and charges the step its slowest stage.
+static void tile_step(const Desc& d, const Geometry& g, int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
+                      const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
+                      int32_t (*fill)[P], uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
+                      int32_t (*drain)[P], uint32_t np, uint64_t tile_px, uint32_t o0, uint32_t nf,
+                      const uint8_t* res, uint8_t* fout, const uint8_t* fin, uint64_t image, int32_t& next_row,
+                      int32_t last) {
+#pragma HLS DATAFLOW
+  TPQ_MARK(m0);
+  if (words > 0) mac_tile(d, g, lbuf, wbuf, words, tl, lm_di, lm_dj, lm_c, fill);
+  TPQ_MARK(m1);
+  if (np > 0) drain_tile(d, obuf, rbuf, prm, drain, tile_px, np, o0, nf, res, fout);
+  TPQ_MARK(m2);
+  if (last >= 0) fetch_rows(lbuf, d, g, fin, image, next_row, last);
+  TPQ_MARK(m3);
+  TPQ_OVERLAP(m1 - m0, m2 - m1, m3 - m2);
+}
+
 uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
                   const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res) {
   static uint8_t wbuf[TPQ_WBUF_BYTES];
@@ -312,14 +333,9 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
         const bool more = tl.pix0 < npix;
         Tiles nx = tl;
         if (more) nx.advance(g, d.out_w);
-        TPQ_MARK(m0);
-        if (more) mac_tile(d, g, lbuf, wbuf, words, tl, lm_di, lm_dj, lm_c, acc[bank]);
-        TPQ_MARK(m1);
-        if (pending) drain_tile(d, obuf, rbuf, prm, acc[bank ^ 1], prev_px, prev_np, o0, nf, res, fout);
-        TPQ_MARK(m2);
-        if (more && nx.pix0 < npix) fetch_rows(lbuf, d, g, fin, n * img_in, next_row, nx.oy[nx.np - 1] * stride + reach);
-        TPQ_MARK(m3);
-        TPQ_OVERLAP(m1 - m0, m2 - m1, m3 - m2);
+        tile_step(d, g, lbuf, wbuf, more ? words : 0, tl, lm_di, lm_dj, lm_c, acc[bank], obuf, rbuf, prm,
+                  acc[bank ^ 1], pending ? prev_np : 0, prev_px, o0, nf, res, fout, fin, n * img_in, next_row,
+                  more && nx.pix0 < npix ? nx.oy[nx.np - 1] * stride + reach : -1);
         if (!more) break;
         pending = true;
         prev_px = static_cast<uint64_t>(n) * npix + tl.pix0;
