@@ -184,11 +184,12 @@ inline int32_t requant(int32_t acc, int32_t mult, int32_t bias, int32_t residual
   return static_cast<int32_t>(t < d.lo ? d.lo : t > d.hi ? d.hi : t);
 }
 
-// Burst read of bytes [start, start + len) of `port`, one AXI beat per iteration; sink(k, byte)
-// receives byte k of the range, in order. Bytes of the first and last beat outside the range
-// are dropped (the hardware reads whole beats; C-simulation must not read past a buffer).
-template <typename Sink>
-void burst_read(Loop label, const uint8_t* port, uint64_t start, uint64_t len, Sink sink) {
+// A burst loop over bytes [start, start + len) of a port whose buffer starts on a beat: one AXI
+// beat per iteration, over the aligned beats that cover the range; byte(a, k) handles byte a of
+// the port, byte k of the range. Bytes of the first and last beat outside the range are skipped
+// (reads fetch whole beats, writes use the AXI strobes; C-simulation touches only the range).
+template <typename Byte>
+void burst(Loop label, uint64_t start, uint64_t len, Byte byte) {
   const uint64_t first = start >> LOG_PORT, n = span_beats(start, len), end = start + len;
   TPQ_ENTER(label, n);
   for (uint64_t i = 0; i < n; ++i) {
@@ -198,27 +199,21 @@ void burst_read(Loop label, const uint8_t* port, uint64_t start, uint64_t len, S
     for (int b = 0; b < PORT_BYTES; ++b) {
 #pragma HLS UNROLL
       const uint64_t a = base + b;
-      if (a >= start && a < end) sink(a - start, port[a]);
+      if (a >= start && a < end) byte(a, a - start);
     }
   }
 }
 
-// Burst write of bytes [start, start + len) of `port`, one beat per iteration; byte k comes
-// from source(k), in order. Partial first and last beats use the AXI write strobes.
+// Burst read: sink(k, byte) receives byte k of the range, in order.
+template <typename Sink>
+void burst_read(Loop label, const uint8_t* port, uint64_t start, uint64_t len, Sink sink) {
+  burst(label, start, len, [&](uint64_t a, uint64_t k) { sink(k, port[a]); });
+}
+
+// Burst write (the store loop): byte k of the range comes from source(k), in order.
 template <typename Source>
 void burst_write(uint8_t* port, uint64_t start, uint64_t len, Source source) {
-  const uint64_t first = start >> LOG_PORT, n = span_beats(start, len), end = start + len;
-  TPQ_ENTER(L_STORE, n);
-  for (uint64_t i = 0; i < n; ++i) {
-#pragma HLS PIPELINE II=1
-    TPQ_TICK(L_STORE);
-    const uint64_t base = (first + i) << LOG_PORT;
-    for (int b = 0; b < PORT_BYTES; ++b) {
-#pragma HLS UNROLL
-      const uint64_t a = base + b;
-      if (a >= start && a < end) port[a] = source(a - start);
-    }
-  }
+  burst(L_STORE, start, len, [&](uint64_t a, uint64_t k) { port[a] = source(k); });
 }
 
 // The np rows of a pixel tile, row p at DDR byte base + p * pitch, row_len bytes each: one
