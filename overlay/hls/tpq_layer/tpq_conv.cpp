@@ -98,7 +98,8 @@ struct Walk {
 static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint32_t o0, uint8_t* wbuf,
                           uint8_t* prm, uint32_t& nf, uint32_t& words) {
   if (wpos + TILE_HEAD > d.wgt_bytes) return BAD_STREAM;
-  uint8_t head[TILE_HEAD];
+  uint8_t head[8];  // TILE_HEAD bytes
+#pragma HLS ARRAY_PARTITION variable=head type=complete
   burst_read(L_W_HEAD, wgt, wpos, TILE_HEAD, [&](uint64_t k, uint8_t b) { head[k] = b; });
   nf = le16(head);
   const uint32_t ng = le16(head + 2), bytes = static_cast<uint32_t>(le32(head + 4));
@@ -156,8 +157,9 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
                      int32_t (*acc)[P]) {
   const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
   const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
-  int32_t x[P][G], part[P] = {};
+  int32_t x[TPQ_P][TPQ_G];
 #pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
+  int32_t part[TPQ_P] = {};
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
   uint32_t xq = ~0u, xv = ~0u;  // the word x holds (C-simulation skips re-reading it)
   Walk s;

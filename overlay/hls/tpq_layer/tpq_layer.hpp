@@ -34,6 +34,7 @@ constexpr int MAX_T = 5;
 constexpr uint32_t MAX_DIM = 4096;
 constexpr uint32_t MAX_BATCH = 65535;
 constexpr uint32_t TILE_HEAD = 8;  // u16 n_filters, u16 n_groups, u32 tile_bytes
+static_assert(TILE_HEAD == 8, "load_tile reads the header into an 8-byte array");
 
 constexpr int clog2(int v) { return v <= 1 ? 0 : 1 + clog2((v + 1) / 2); }
 constexpr int LOG_G = clog2(G), LOG_PORT = clog2(PORT_BYTES);
@@ -143,7 +144,8 @@ struct Extents {
 struct Geometry {
   uint32_t ring;      // line-buffer rows, a power of two, so a row's slot is y & (ring - 1)
   uint32_t step_y, step_x;  // P raster pixels = step_y rows + step_x columns of the output
-  int32_t oy0[P], ox0[P];   // coordinates of pixels 0..P-1
+  int32_t oy0[TPQ_P];  // coordinates of pixels 0..P-1 (registers)
+  int32_t ox0[TPQ_P];
 };
 
 inline uint32_t elem_bytes(uint32_t t) { return t == ELEM_I16 ? 2 : 1; }
@@ -247,7 +249,8 @@ inline void store_rows(uint8_t* port, uint64_t base, uint64_t pitch, uint32_t np
 // Pixel-tile bookkeeping shared by conv and max pool: raster coordinates of the P pixels of the
 // current tile, advanced by carries (no division).
 struct Tiles {
-  int32_t oy[P], ox[P];
+  int32_t oy[TPQ_P];  // registers
+  int32_t ox[TPQ_P];
   uint32_t pix0, np, npix;
   void start(const Geometry& g, uint32_t npix_) {
     npix = npix_;

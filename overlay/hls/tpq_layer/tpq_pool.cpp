@@ -16,7 +16,7 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
     for (; tl.pix0 < npix; tl.advance(g, d.out_w)) {
       fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
       // (channel vector, tap) flattened; best[p][l] is a register, reset on the first tap.
-      int32_t best[P][G];
+      int32_t best[TPQ_P][TPQ_G];
 #pragma HLS ARRAY_PARTITION variable=best type=complete dim=0
       const uint32_t trips = cvecs * kk;
       uint32_t cv = 0, kpos = 0, di = 0, dj = 0;
