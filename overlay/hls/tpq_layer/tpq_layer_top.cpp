@@ -19,7 +19,7 @@ const char* const LOOP_NAMES[N_LOOPS] = {
 uint32_t ring_rows(const Desc& d) {
   if (d.mode == MODE_GAP) return 1;
   // 2P raster-order pixels span at most this many output rows.
-  uint32_t span = (d.out_w - 1 + 2 * P - 1) / d.out_w + 1;
+  uint32_t span = (d.out_w - 1 + 2 * P - 1) / d.out_w + 1;  // a division, in setup
   if (span > d.out_h) span = d.out_h;
   uint32_t rows = (span - 1) * d.stride + d.kernel;
   if (rows > d.in_h) rows = d.in_h;
@@ -71,7 +71,7 @@ Geometry geometry(const Desc& d) {
   Geometry g{};
   g.ring = ring_rows(d);
   const uint32_t w = d.mode == MODE_GAP ? 1 : d.out_w;
-  g.step_y = P / w;  // the two run-time divisions of the kernel, once per start
+  g.step_y = P / w;  // one divider gives both; with ring_rows' the only run-time divisions
   g.step_x = P % w;
   int32_t y = 0, x = 0;
   for (int p = 0; p < P; ++p) {
