@@ -32,3 +32,11 @@ def run_csim(case: Case, board: Board) -> tuple[int, int, np.ndarray]:
     regs = dict(case.regs, wgt_addr=w, in_addr=i, res_addr=r, out_addr=o)
     status, cycles = load_kernel(board).start(load_regmap().pack(regs), ddr, DDR_BASE)
     return status, cycles, ddr[o - DDR_BASE : o - DDR_BASE + out.size].copy()
+
+
+def assert_loops(case: Case, board: Board) -> None:
+    """The last csim run on this thread counted, loop by loop, what the cycle model predicts."""
+    counted = load_kernel(board).loops()
+    assert counted.keys() == case.loops.keys(), case.name
+    wrong = {k: (counted[k], case.loops[k]) for k in counted if counted[k] != case.loops[k]}
+    assert not wrong, f"{case.name}: (csim, model) (iterations, entries) differ: {wrong}"

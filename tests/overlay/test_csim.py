@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import DDR_BASE, place, run_csim
+from harness import DDR_BASE, assert_loops, place, run_csim
 
 from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.csim_vectors import network_cases
@@ -29,6 +29,7 @@ def test_every_layer_matches_golden_model(any_board, arch, seed):
         assert status == 0, case.name
         assert np.array_equal(case.decode(out), case.expected), case.name
         assert cycles == case.cycles, case.name  # the Python cycle model, exactly
+        assert_loops(case, any_board)  # and loop by loop
 
 
 def test_fully_pruned_and_dense_layers(small_board):
@@ -37,6 +38,7 @@ def test_fully_pruned_and_dense_layers(small_board):
             status, cycles, out = run_csim(case, small_board)
             assert status == 0 and cycles == case.cycles, case.name
             assert np.array_equal(case.decode(out), case.expected), case.name
+            assert_loops(case, small_board)
 
 
 def _first_conv(board):
@@ -90,14 +92,35 @@ def test_bad_descriptor_and_stream(small_board):
 @pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
 def test_resnet18_graph_at_32x32(name):
     """7x7/2 first conv with 3 channels, 3x3/2 max-pool, 512 channels, 1000-way FC, batch 2."""
-    board = load_board(name)
     bundle = random_bundle("resnet18", g=64, seed=4, size=32, num_classes=1000)
     x = np.random.default_rng(4).integers(-128, 128, (2, 3, 32, 32)).astype(np.int8)
+    _check_network(bundle, x, load_board(name))
+
+
+def _check_network(bundle, x, board) -> None:
+    """Every layer: status 0, golden output bytes, the model's cycles, loop by loop."""
     for case in network_cases(bundle, x, board):
         status, cycles, out = run_csim(case, board)
         assert status == 0, case.name
         assert np.array_equal(case.decode(out), case.expected), case.name
         assert cycles == case.cycles, case.name
+        assert_loops(case, board)
+
+
+@pytest.mark.slow
+def test_resnet18_at_224_counts_match_per_layer():
+    """The full-size graph (7x7/2 stem on 224x224, 1000 classes) on the PYNQ-Z2, one image."""
+    bundle = random_bundle("resnet18", g=64, prune=0.7, seed=5, num_classes=1000)
+    x = np.random.default_rng(5).integers(-128, 128, (1, 3, 224, 224)).astype(np.int8)
+    _check_network(bundle, x, load_board("pynq-z2"))
+
+
+def test_loop_depths_agree(any_board):
+    """The kernel's stated pipeline depths are the loop table's (cycles.loop_depths)."""
+    from ternpynq.overlay.csim_build import load_kernel
+    from ternpynq.overlay.cycles import loop_depths
+
+    assert load_kernel(any_board).depths() == loop_depths(any_board)
 
 
 def test_garbage_streams_and_registers_never_crash(small_board):

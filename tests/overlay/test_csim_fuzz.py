@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import run_csim
+from harness import assert_loops, run_csim
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,6 +70,7 @@ def _check(board, layer, rng, batch, in_kind):
     status, cycles, out = run_csim(case, board)
     assert status == 0
     assert np.array_equal(case.decode(out), case.expected)
+    assert_loops(case, board)
     assert cycles == case.cycles
 
 

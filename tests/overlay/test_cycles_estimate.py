@@ -25,17 +25,36 @@ def _linear(weight: np.ndarray) -> Layer:
 
 
 def test_linear_layer_cycles_by_hand(small_board):
-    # small board: P = 4, g = 8, R = P*g / 8 = 4 cycles to read an input vector, 32-bit port
+    """The loop table worked by hand (docs/overlay.md): P = 4, g = 8 (2-byte lane words), a
+    4-byte AXI port, depths: setup 80, bursts 66, w_check 3, acc_clear 1, mac 6 + 3, requant 8,
+    store 4."""
     packed = pack_layer(_linear(np.ones((3, 8), np.int16)), 8, ELEM_U8, tile_bytes=512)
     cyc = layer_cycles(packed, small_board)
-    # one group, one lane word, 3 keeping filters x 1 trit = 3 < R = 4 -> 4 cycles; the requant
-    # sweep (3 filters) overlaps nothing else in a 1-tile pass: max(4, 3) + 3 = 7
-    assert cyc.compute == 7
-    # tile header 4 B + group header (q, n_keep, 3 filters) 10 B + 3 lane words of 2 B = 20 B,
-    # then 3 x 8 B of params: 5 + 6 beats of the 4-byte port
-    assert cyc.wgt_beats == 5 + 6
+    # tile: 8-byte header (4 words), group header q, n_keep, 3 filters = 10 bytes (5 words), then
+    # 1 lane word x 3 filters x 1 trit: 24 bytes = 12 lane words; the stream pads to 64 bytes
+    want = {
+        "setup": (1, 1),
+        "w_head": (2, 1),  # bytes 0-7: 2 beats
+        "w_load": (6, 1),  # bytes 0-23
+        "w_check": (8, 1),  # the 12 words less the tile header's 4
+        "p_load": (6, 1),  # 3 x 8 bytes of params at byte 64
+        "acc_clear": (3, 1),
+        "row_load": (2, 1),  # one row of 8 input bytes
+        "mac": (8, 1),  # one pixel tile: the same 8 words (5 of them header bubbles)
+        "requant": (3, 1),
+        "store": (1, 1),  # 3 output bytes
+    }
+    assert {k: v for k, v in cyc.loops.items() if v != (0, 0)} == want
+    assert cyc.hidden == 0  # one pixel tile: nothing to overlap
+    depth = {"setup": 80, "w_check": 3, "acc_clear": 1, "mac": 9, "requant": 8, "store": 4}
+    assert cyc.total == sum(i + e * depth.get(k, 66) for k, (i, e) in want.items())
     set_batch(packed, 8)  # 8 images become a 1 x 8 map: 2 pixel tiles of P = 4
-    assert layer_cycles(packed, small_board).compute == 2 * 4 + 3
+    cyc = layer_cycles(packed, small_board)
+    assert cyc.loops["mac"] == (16, 2) and cyc.loops["store"] == (6, 2)
+    assert cyc.loops["row_load"] == (16, 1)  # one row of 64 bytes
+    # step 1 runs tile 1's MAC (8 + 9) beside tile 0's drain (requant 3 + 8, store 3 + 4): the
+    # faster stage is hidden
+    assert cyc.hidden == 8 + 9
 
 
 def test_pruned_groups_cost_no_cycles(small_board):
@@ -43,8 +62,9 @@ def test_pruned_groups_cost_no_cycles(small_board):
     dense = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
     w[:, 8:] = 0  # every filter keeps 1 of 4 groups
     pruned = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
-    assert dense.compute == max(4 * 4, 4) + 4  # 4 groups x max(R, 4 filters)
-    assert pruned.compute == max(1 * 4, 4) + 4
+    # per kept group: a header of 4 + 2 x 4 bytes (6 words) and 1 word x 4 filters x 1 trit
+    assert dense.loops["mac"] == (4 * (6 + 4), 1)
+    assert pruned.loops["mac"] == (1 * (6 + 4), 1)
     assert pruned.dense_compute == dense.compute
 
 

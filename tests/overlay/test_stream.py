@@ -62,12 +62,13 @@ def test_empty_groups_take_no_lane_words():
     w[0, 5, 1, 1] = 1  # filter 0 keeps only group 0 (g = 16); filter 1 keeps nothing
     assert group_mask(w, 16).tolist() == [[True, False], [False, False]]
     stream = pack_weights(w, 1, 16)
-    assert stream[:4].tolist() == [2, 0, 1, 0]  # tile: 2 filters, 1 listed group
-    assert stream[4:10].tolist() == [0, 0, 1, 0, 0, 0]  # group 0, 1 keeper: filter 0
+    # tile: 2 filters, 1 listed group, 8 + 8 + 9 * 4 = 52 bytes in all
+    assert stream[:8].tolist() == [2, 0, 1, 0, 52, 0, 0, 0]
+    assert stream[8:14].tolist() == [0, 0, 1, 0, 0, 0]  # group 0, 1 keeper: filter 0
     # 9 lane words of 4 bytes follow the 8-byte group header; the centre tap (word 4) holds
     # channel 5 = lane 5 = bits 2-3 of byte 1, code 01
-    assert stream[12 + 4 * 4 + 1] == 0b01 << 2 and np.count_nonzero(stream) == 4
-    assert stream.size == 64 and not stream[48:].any()
+    assert stream[16 + 4 * 4 + 1] == 0b01 << 2 and np.count_nonzero(stream) == 5
+    assert stream.size == 64 and not stream[52:].any()
 
 
 def test_small_groups_pack_several_kernel_positions_per_lane_word():
@@ -98,17 +99,18 @@ def test_malformed_streams_are_refused():
     stream = pack_weights(w, 1, 8)
     for index, value, message in [
         (0, 0, "bad header"),  # a tile of no filters
-        (4, 9, "bad group index"),  # group 9 of 1
-        (10, 0, "bad filter list"),  # keepers 0, 0: not ascending
+        (4, 9, "header says 9 bytes"),  # tile length disagrees with its contents
+        (8, 9, "bad group index"),  # group 9 of 1
+        (14, 0, "bad filter list"),  # keepers 0, 0: not ascending
     ]:
         bad = stream.copy()
         bad[index] = value
         with pytest.raises(StreamError, match=message):
             unpack_weights(bad, w.shape, 1, 8)
     with pytest.raises(StreamError, match="stream ends"):
-        unpack_weights(stream[:10], w.shape, 1, 8)
+        unpack_weights(stream[:14], w.shape, 1, 8)
     bad_code = stream.copy()
-    bad_code[12] = 0b10  # the invalid 2-bit code
+    bad_code[16] = 0b10  # the invalid 2-bit code
     with pytest.raises(BundleError, match="0b10"):
         unpack_weights(bad_code, w.shape, 1, 8)
 

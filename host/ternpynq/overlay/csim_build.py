@@ -132,17 +132,21 @@ class CsimKernel:
         )
         return int(status), int(cycles.value)
 
-    def counters(self) -> dict[str, int]:
-        """Breakdown of this thread's last ``start``: compute iterations and beats per port."""
-        out = (ctypes.c_uint64 * 6)()
-        self.lib.tpq_csim_counters(out)
-        return dict(
-            zip(
-                ("compute", "wgt_beats", "in_beats", "out_beats", "res_beats", "total"),
-                out,
-                strict=True,
-            )
-        )
+    def loops(self) -> dict[str, tuple[int, int]]:
+        """This thread's last ``start`` by loop label: (iterations, entries) of each loop."""
+        n = self.lib.tpq_csim_loop_count()
+        iters, entries = (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)()
+        self.lib.tpq_csim_loops(iters, entries)
+        names = [self.lib.tpq_csim_loop_name(i).decode() for i in range(n)]
+        return {name: (int(iters[i]), int(entries[i])) for i, name in enumerate(names)}
+
+    def depths(self) -> dict[str, int]:
+        """The pipeline depth the kernel states for each loop label."""
+        n = self.lib.tpq_csim_loop_count()
+        return {
+            self.lib.tpq_csim_loop_name(i).decode(): int(self.lib.tpq_csim_loop_depth(i))
+            for i in range(n)
+        }
 
 
 _LOADED: dict[Path, CsimKernel] = {}
@@ -161,7 +165,12 @@ def load_kernel(board: str | Board) -> CsimKernel:
         ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64),
     ]  # fmt: skip
     lib.tpq_csim_board.restype = ctypes.c_char_p
-    lib.tpq_csim_counters.restype = None
+    lib.tpq_csim_loops.restype = None
+    lib.tpq_csim_loop_count.restype = ctypes.c_uint32
+    lib.tpq_csim_loop_name.restype = ctypes.c_char_p
+    lib.tpq_csim_loop_name.argtypes = [ctypes.c_uint32]
+    lib.tpq_csim_loop_depth.restype = ctypes.c_uint32
+    lib.tpq_csim_loop_depth.argtypes = [ctypes.c_uint32]
     built_for = lib.tpq_csim_board().decode()
     if built_for != board.name:
         raise CsimBuildError(f"csim library {path} was built for {built_for}, not {board.name}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import struct
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ class Case:
     expected_bytes: np.ndarray  # the same, as the kernel must write them (gmem_o)
     cycles: int  # the cycle model's prediction
     status: int = 0
+    # the cycle model by loop label: (iterations, entries)
+    loops: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def with_(self, **changes) -> Case:
         return replace(self, **changes)
@@ -61,8 +63,9 @@ def make_case(
     fin = pack_fmap(x, types[layer.input])  # NHWC bytes, whatever the layer's view of them
     res = pack_fmap(residual, res_type) if layer.residual else np.zeros(0, np.uint8)
     out = pack_fmap(expected, packed.regs["out_type"])
-    cycles = layer_cycles(packed, board).total
-    return Case(layer.name, packed.regs, packed.data, fin, res, expected, out, cycles)
+    model = layer_cycles(packed, board)
+    data = (packed.regs, packed.data, fin, res, expected, out)
+    return Case(layer.name, *data, model.total, loops=model.loops)
 
 
 def network_cases(bundle: Bundle, x: np.ndarray, board: Board) -> list[Case]:

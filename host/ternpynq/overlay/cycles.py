@@ -1,123 +1,281 @@
-"""Cycle and resource model of the overlay (docs/overlay.md "Cycle model").
+"""Cycle model of the overlay, written from the kernel's loop table (docs/overlay.md "Loop table").
 
-Cycles come from the kernel's loop trip counts at II = 1, with pruned groups skipped: each
-counter here is the number of iterations (or AXI beats) the csim build counts in
-``tpq::Counters``, and tests assert the two agree exactly. A layer costs
-``wgt_beats + max(compute, in_beats, out_beats, res_beats)``: weight-tile loads stall the PE
-array, while row loads and output stores overlap compute through ping-pong buffers.
+The kernel's cycles are the iterations of its pipelined loops (II = 1) plus each loop's
+pipeline depth once per entry; the loops run one after another. This module predicts, for one
+start of a layer, the iterations and entries of every loop label from the descriptor, the
+kept-group mask and the board file alone. It restates the loop table instead of sharing code
+with the kernel or the stream packer, so the per-label comparison with the C-simulation's own
+counts (``CsimKernel.loops``) is a test: a kernel loop that runs more often than the table says
+makes it fail.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board
-from ternpynq.overlay.stream import (
-    MODE,
-    PackedLayer,
-    elem_bytes,
-    fmap_types,
-    group_words,
-    pack_layer,
-    set_batch,
-    tile_size,
-)
+from ternpynq.overlay.stream import MODE, PackedLayer, fmap_types, pack_layer, set_batch
 
 T_MAX = 5
+READ_DEPTH = 64 + 2  # m_axi latency HLS schedules a read burst for, plus address and store stages
+TILE_HEAD = 8  # bytes of a weight tile's header: u16 n_filters, u16 n_groups, u32 tile bytes
+STREAM_ALIGN = 64  # the weight stream is zero-padded to this many bytes; params follow
+WEIGHT_LOOPS = ("w_head", "w_load", "p_load")
+
+
+def _clog2(v: int) -> int:
+    return max(0, int(v - 1).bit_length())
+
+
+def loop_depths(board: Board) -> dict[str, int]:
+    """Pipeline depth of every loop label, in cycles, charged once per entry (the loop table)."""
+    return {
+        "setup": 80,  # descriptor checks and per-layer constants (two sequential divisions)
+        "lane_map": 2,
+        "w_head": READ_DEPTH,
+        "w_load": READ_DEPTH,
+        "w_check": 3,
+        "p_load": READ_DEPTH,
+        "acc_clear": 1,
+        "row_load": READ_DEPTH,
+        "mac": 6 + _clog2(board.g),  # reads, select/negate, adder tree, Horner, accumulate
+        "res_load": READ_DEPTH,
+        "requant": 8,
+        "store": 4,
+        "pool": 4,
+        "gap_sum": 4 + _clog2(board.P),
+        "gap_requant": 8,
+    }
 
 
 @dataclass
 class LayerCycles:
+    """Cycles of one layer start, by loop label and grouped by what the loops move."""
+
     name: str
     mode: str
-    compute: int  # pipelined-loop iterations
-    wgt_beats: int  # weight stream + params (not overlapped)
-    in_beats: int
-    out_beats: int
-    res_beats: int
+    compute: int  # cycles of the compute loops (iterations + depths)
+    wgt_beats: int  # cycles of the weight-tile and params loads
+    in_beats: int  # cycles of the input-row loads
+    out_beats: int  # cycles of the output stores
+    res_beats: int  # cycles of the residual loads
     dense_compute: int  # compute if no group were skipped
     lane_ops: int  # useful lane additions (kept weights x pixels), for utilisation
-
-    @property
-    def total(self) -> int:
-        return self.wgt_beats + max(self.compute, self.in_beats, self.out_beats, self.res_beats)
-
-
-def _beats(nbytes, board: Board):
-    return -(-nbytes // board.port_bytes)
+    loops: dict[str, tuple[int, int]] = field(default_factory=dict)  # label -> (iters, entries)
+    total: int = 0  # every loop's iterations and depths, less what DATAFLOW overlap hides
+    hidden: int = 0  # cycles of the faster stage of each overlapped MAC / drain step
 
 
-def rows_needed(r: dict, board: Board, mode: str) -> int:
-    """Input rows one P-pixel tile needs (as tpq::rows_needed)."""
-    span = min((r["out_w"] - 1 + board.P - 1) // r["out_w"] + 1, r["out_h"])
-    k, s = (1, 1) if mode == "gap" else (r["kernel"], r["stride"])
-    return min((span - 1) * s + k, r["in_h"])
+class _Tally:
+    """Iterations and entries per loop label; an entry is a loop reached with trips > 0."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        self.counts: dict[str, list[int]] = {name: [0, 0] for name in loop_depths(board)}
+
+        self.hidden = 0  # cycles of the faster stage of each two-stage DATAFLOW step
+
+    def add(self, label: str, trips, times: int = 1) -> None:
+        trips = np.asarray(trips, np.int64)
+        self.counts[label][0] += int(trips.sum()) * times
+        self.counts[label][1] += int((trips > 0).sum()) * times
+
+    def burst(self, label: str, start, length, times: int = 1) -> np.ndarray:
+        """A burst loop over the AXI beats covering bytes [start, start + length); its beats."""
+        start, length = np.asarray(start, np.int64), np.asarray(length, np.int64)
+        shift = _clog2(self.board.port_bytes)
+        last = (start + np.maximum(length, 1) - 1) >> shift
+        beats = np.where(length > 0, last - (start >> shift) + 1, 0)
+        self.add(label, beats, times)
+        return beats
+
+    def cycles(self, labels) -> int:
+        depth = loop_depths(self.board)
+        return sum(self.counts[k][0] + self.counts[k][1] * depth[k] for k in labels)
 
 
-def _tile_sizes(npix: int, board: Board) -> np.ndarray:
-    tiles = -(-npix // board.P)
-    sizes = np.full(tiles, board.P, np.int64)
-    sizes[-1] = npix - (tiles - 1) * board.P
-    return sizes
+def ring_rows(r: dict, board: Board, mode: str) -> int:
+    """Line-buffer rows: what two consecutive P-pixel tiles' windows touch, as a power of two."""
+    if mode == "gap":
+        return 1
+    span = min((r["out_w"] - 1 + 2 * board.P - 1) // r["out_w"] + 1, r["out_h"])
+    rows = min((span - 1) * r["stride"] + r["kernel"], r["in_h"])
+    return 1 << _clog2(rows)
+
+
+def _pixel_tiles(npix: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
+    """First pixel and pixel count of every P-pixel tile."""
+    pix0 = np.arange(0, npix, board.P, dtype=np.int64)
+    return pix0, np.minimum(board.P, npix - pix0)
+
+
+def _fetch_rows(tally: _Tally, r: dict, n: int, pix0=None, np_=None) -> np.ndarray | None:
+    """Input rows of each image in order, each fetched once, as the pixel tiles reach them.
+
+    With the tiles (``pix0``, ``np_``) given, returns the cycles of the rows each tile adds,
+    (n, tiles): a tile needs every row up to its last pixel's last window row.
+    """
+    last = min(r["in_h"] - 1, (r["out_h"] - 1) * r["stride"] - r["pad"] + r["kernel"] - 1)
+    row = r["in_w"] * r["in_c"]  # inputs are 8-bit
+    img = r["in_h"] * row
+    y = np.arange(last + 1, dtype=np.int64)
+    cycles = []
+    for i in range(n):
+        beats = tally.burst("row_load", i * img + y * row, np.full(y.size, row))
+        cycles.append(beats + loop_depths(tally.board)["row_load"] * (beats > 0))
+    if pix0 is None:
+        return None
+    oy = (pix0 + np_ - 1) // r["out_w"]
+    reach = np.minimum(oy * r["stride"] - r["pad"] + r["kernel"] - 1, r["in_h"] - 1)
+    out = np.zeros((n, pix0.size), np.int64)
+    for i in range(n):
+        cum = np.concatenate([[0], np.cumsum(cycles[i])])  # cycles of rows [0, y)
+        done = np.maximum.accumulate(np.minimum(reach + 1, last + 1))
+        out[i] = np.diff(np.concatenate([[0], cum[done]]))
+    return out
+
+
+def _tile_rows(tally, label, n, npix, pix0, np_, cout, o0, nf, eb) -> np.ndarray:
+    """A pixel tile's rows of nf elements: one burst if they are contiguous, else one each.
+
+    Returns the cycles of each (image, tile): its beats plus the loop depth per burst.
+    """
+    depth = loop_depths(tally.board)[label]
+    images = np.arange(n, dtype=np.int64)[:, None]
+    first = images * npix + pix0[None, :]  # (n, tiles) first pixel of each tile
+    if nf == cout:
+        beats = tally.burst(label, first * cout * eb, np.broadcast_to(np_ * nf * eb, first.shape))
+        return beats + depth * (beats > 0)
+    cycles = np.zeros(first.shape, np.int64)
+    for p in range(int(np_.max())):
+        live = p < np_
+        start = ((first[:, live] + p) * cout + o0) * eb
+        beats = tally.burst(label, start, np.full(start.shape, nf * eb))
+        cycles[:, live] += beats + depth * (beats > 0)
+    return cycles
+
+
+def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
+    """Conv loops; returns the MAC and W_CHECK iterations with and without group skipping."""
+    r, g = packed.regs, board.g
+    lane = g // 4
+    cin, k, t, cout, n = r["in_c"], r["kernel"], r["trits"], r["out_c"], r["batch"]
+    npix = r["out_h"] * r["out_w"]
+    pix0, np_ = _pixel_tiles(npix, board)
+    gc = np.minimum(g, cin - np.arange(0, cin, g))
+    words_q = -(-(gc * k * k) // g)  # lane words per plane of each group
+    head_words = -(-TILE_HEAD // lane)
+    if cin % g:
+        tally.add("lane_map", (cin % g) * k * k)
+    tiles = []
+    for o0, o1 in packed.tiles:
+        n_keep = packed.kept[o0:o1].sum(axis=0)
+        used = n_keep > 0
+        group_words = -(-(4 + 2 * n_keep[used]) // lane) + words_q[used] * n_keep[used] * t
+        dense_words = -(-(4 + 2 * (o1 - o0)) // lane) + words_q * (o1 - o0) * t
+        tiles.append((o0, o1 - o0, head_words + int(group_words.sum()), int(dense_words.sum())))
+    stream = sum(words for _, _, words, _ in tiles) * lane
+    stream += -stream % STREAM_ALIGN
+    wpos = mac = dense = 0
+    depth = loop_depths(board)
+    for o0, nf, words, dense_words in tiles:
+        tally.burst("w_head", wpos, TILE_HEAD)
+        tally.burst("w_load", wpos, words * lane)
+        tally.add("w_check", words - head_words)
+        tally.burst("p_load", stream + 8 * o0, 8 * nf)
+        tally.add("acc_clear", nf)
+        wpos += words * lane
+        mac += (n * pix0.size + 1) * (words - head_words)  # + 1: the tile's W_CHECK pass
+        dense += (n * pix0.size + 1) * dense_words
+        tally.add("mac", np.full(pix0.size, words - head_words), times=n)
+        tally.add("requant", np.full(pix0.size, nf), times=n)
+        # drain of each (image, tile): residual burst(s), requant sweep, output burst(s)
+        drain = np.full((n, pix0.size), nf + depth["requant"], np.int64)
+        if r["has_res"]:
+            drain += _tile_rows(
+                tally, "res_load", n, npix, pix0, np_, cout, o0, nf, _bytes(r["res_type"])
+            )
+        drain += _tile_rows(tally, "store", n, npix, pix0, np_, cout, o0, nf, _bytes(r["out_type"]))
+        fetch = _fetch_rows(tally, r, n, pix0, np_)
+        # Step t runs tile t's MAC, tile t - 1's drain and tile t + 1's row fetch side by side
+        # and costs the slowest; tile 0's rows come before the first step.
+        steps = pix0.size + 1
+        stage = np.zeros((3, n, steps), np.int64)
+        stage[0, :, :-1] = words - head_words + (depth["mac"] if words > head_words else 0)
+        stage[1, :, 1:] = drain
+        stage[2, :, : steps - 2] = fetch[:, 1:]
+        tally.hidden += int((stage.sum(axis=0) - stage.max(axis=0)).sum())
+    return mac, dense
+
+
+def _bytes(kind: int) -> int:
+    return 2 if kind == 2 else 1  # ELEM_I16 is the only 2-byte element type
+
+
+def _maxpool(tally: _Tally, r: dict, board: Board) -> None:
+    n, c = r["batch"], r["in_c"]
+    npix = r["out_h"] * r["out_w"]
+    pix0, np_ = _pixel_tiles(npix, board)
+    _fetch_rows(tally, r, n)
+    tally.add("pool", np.full(pix0.size, -(-c // board.g) * r["kernel"] ** 2), times=n)
+    _tile_rows(tally, "store", n, npix, pix0, np_, c, 0, c, 1)
+
+
+def _gap(tally: _Tally, r: dict, board: Board) -> None:
+    n, c, h, w = r["batch"], r["in_c"], r["in_h"], r["in_w"]
+    oeb = _bytes(r["out_type"])
+    cvecs = -(-c // board.g)
+    tally.burst("p_load", 0, 8 * c)
+    tally.add("acc_clear", cvecs)
+    y = np.arange(h, dtype=np.int64)
+    for i in range(n):
+        tally.burst("row_load", (i * h + y) * w * c, np.full(h, w * c))
+    tally.add("gap_sum", np.full(h, -(-w // board.P) * cvecs), times=n)
+    tally.add("gap_requant", c, times=n)
+    tally.burst("store", np.arange(n, dtype=np.int64) * c * oeb, np.full(n, c * oeb))
+
+
+COMPUTE_LOOPS = ("setup", "lane_map", "w_check", "acc_clear", "mac", "requant", "pool")
+COMPUTE_LOOPS += ("gap_sum", "gap_requant")
 
 
 def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
     """Cycles of one start of ``packed`` (its ``batch`` register included) on ``board``."""
     r = packed.regs
     mode = {v: k for k, v in MODE.items()}[r["mode"]]
-    n = r["batch"]
-    ieb, oeb, reb = elem_bytes(r["in_type"]), elem_bytes(r["out_type"]), elem_bytes(r["res_type"])
-    npix = r["out_h"] * r["out_w"]
-    sizes = _tile_sizes(npix, board)
-    row_beats = _beats(r["in_w"] * r["in_c"] * ieb, board)
-    c = r["in_c"]
-    if mode == "gap":
-        xtiles, cvecs = -(-r["in_w"] // board.P), -(-c // board.g)
-        compute = n * (r["in_h"] * xtiles * cvecs + -(-c // board.P))
-        return LayerCycles(
-            packed.name, mode, compute, _beats(8 * c, board), n * r["in_h"] * row_beats,
-            n * _beats(c * oeb, board), 0, compute, n * r["in_h"] * r["in_w"] * c,
-        )  # fmt: skip
-    last_row = (r["out_h"] - 1) * r["stride"] - r["pad"] + r["kernel"]
-    rows = min(r["in_h"], last_row)  # every row up to the last tile's window, once per pass
-    if mode == "maxpool":
-        kk, cvecs = r["kernel"] ** 2, -(-c // board.g)
-        compute = n * sizes.size * cvecs * kk
-        out = n * int(_beats(sizes * r["out_c"] * oeb, board).sum())
-        lane = n * npix * c * kk
-        return LayerCycles(
-            packed.name, mode, compute, 0, n * rows * row_beats, out, 0, compute, lane
-        )
-    # conv: per output-channel tile, each group some filter keeps costs max(R, n_keep*T) cycles
-    # per lane word (the input vector is read once and reused by every keeping filter), then
-    # one requant cycle per filter (overlapped with the next pixel tile's MACs).
-    k, t, cout = r["kernel"], r["trits"], r["out_c"]
-    words = group_words(c, k, board.g)
-    read = board.vector_read_cycles
-    wgt = per_pass = dense = 0
-    for o0, o1 in packed.tiles:
-        n_keep = packed.kept[o0:o1].sum(axis=0)
-        nf = o1 - o0
-        wgt += int(_beats(tile_size(n_keep, words, t, board.g), board)) + int(_beats(8 * nf, board))
-        mac = int((words * np.maximum(read, n_keep * t))[n_keep > 0].sum())
-        per_pass += sizes.size * max(mac, nf) + nf  # sweeps overlap the next tile but the last
-        dense += sizes.size * max(int((words * max(read, nf * t)).sum()), nf) + nf
-    compute, dense_compute = n * per_pass, n * dense
-    counts = [o1 - o0 for o0, o1 in packed.tiles]
-    if len(counts) == 1:
-        out = n * int(_beats(sizes * cout * oeb, board).sum())
-        res = n * int(_beats(sizes * cout * reb, board).sum())
+    tally = _Tally(board)
+    tally.add("setup", 1)
+    mac = dense = 0
+    if mode == "conv":
+        mac, dense = _conv(tally, packed, board)
+    elif mode == "maxpool":
+        _maxpool(tally, r, board)
     else:
-        out = n * npix * sum(int(_beats(f * oeb, board)) for f in counts)
-        res = n * npix * sum(int(_beats(f * reb, board)) for f in counts)
-    res = res if r["has_res"] else 0
-    gc = np.minimum(board.g, c - np.arange(0, c, board.g))
-    lane = n * npix * t * int((packed.kept * (gc * k * k)).sum())
-    in_beats = n * len(counts) * rows * row_beats
-    return LayerCycles(packed.name, mode, compute, wgt, in_beats, out, res, dense_compute, lane)
+        _gap(tally, r, board)
+    compute = tally.cycles(COMPUTE_LOOPS)
+    npix, k, c = r["out_h"] * r["out_w"], r["kernel"], r["in_c"]
+    if mode == "conv":
+        gc = np.minimum(board.g, c - np.arange(0, c, board.g))
+        lane = r["batch"] * npix * r["trits"] * int((packed.kept * (gc * k * k)).sum())
+    else:
+        lane = r["batch"] * npix * c * (k * k if mode == "maxpool" else 1)
+    return LayerCycles(
+        name=packed.name,
+        mode=mode,
+        compute=compute,
+        wgt_beats=tally.cycles(WEIGHT_LOOPS),
+        in_beats=tally.cycles(("row_load",)),
+        out_beats=tally.cycles(("store",)),
+        res_beats=tally.cycles(("res_load",)),
+        dense_compute=compute + dense - mac,
+        lane_ops=lane,
+        loops={k: (v[0], v[1]) for k, v in tally.counts.items()},
+        hidden=tally.hidden,
+        total=tally.cycles(tally.counts) - tally.hidden,
+    )
 
 
 def network_cycles(bundle: Bundle, board: Board, batch: int = 1) -> list[LayerCycles]:

@@ -77,7 +77,7 @@ def check_fits(packed: stream.PackedLayer, board: Board) -> int:
         raise OverlayLimitError(f"{where}: kernel {r['kernel']} > max_kernel = {board.max_kernel}")
     if r["trits"] > cycles.T_MAX:
         raise OverlayLimitError(f"{where}: {r['trits']} trit planes > {cycles.T_MAX}")
-    elems = cycles.rows_needed(r, board, mode) * r["in_w"] * r["in_c"]
+    elems = cycles.ring_rows(r, board, mode) * r["in_w"] * r["in_c"]
     if elems > board.input_elems:
         raise OverlayLimitError(
             f"{where}: its input row window holds {elems} elements > input_elems = "

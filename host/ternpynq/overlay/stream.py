@@ -5,7 +5,8 @@ bytes through one accessor each (``trit_code``/``le16`` and ``fm_load`` in tpq_l
 
 Weight stream of one conv/linear layer for an overlay with ``g`` lanes and ``T`` trit planes.
 Filters are split into consecutive output-channel tiles that each fit the weight buffer. A tile
-is a header ``u16 n_filters, u16 n_groups``, then for each input-channel group ``q`` that at
+is a header ``u16 n_filters, u16 n_groups, u32 tile_bytes`` (the whole tile, header included, so
+the kernel can burst-load it before parsing it), then for each input-channel group ``q`` that at
 least one of its filters keeps (ascending): ``u16 q, u16 n_keep`` and the ``n_keep`` filters
 that keep it (u16, tile-local, ascending), then for each lane word ``v < ceil(gc*k*k/g)``, for
 each of those filters, ``T`` lane words, plane ``T-1`` first (Horner order). Lane ``l`` of word
@@ -105,7 +106,7 @@ def tile_size(n_keep: np.ndarray, words: np.ndarray, trits: int, g: int) -> int:
     """Bytes of one output-channel tile whose groups have ``n_keep`` (nq,) keeping filters."""
     used = n_keep > 0
     body = words[used] * n_keep[used] * trits * (g // 4)
-    return int(_pad(4, g) + (_pad(4 + 2 * n_keep[used], g) + body).sum())
+    return int(_pad(8, g) + (_pad(4 + 2 * n_keep[used], g) + body).sum())
 
 
 def plan_tiles(kept: np.ndarray, words: np.ndarray, trits: int, g: int, tile_bytes: int | None):
@@ -153,7 +154,8 @@ def pack_weights(
     out: list[np.ndarray] = []
     for o0, o1 in plan_tiles(kept, words, trits, g, tile_bytes):
         listed = np.flatnonzero(kept[o0:o1].any(axis=0))
-        out.append(_header([o1 - o0, listed.size], g))
+        nbytes = tile_size(kept[o0:o1].sum(axis=0), words, trits, g)
+        out.append(_header([o1 - o0, listed.size, nbytes & 0xFFFF, nbytes >> 16], g))
         for q in listed:
             keepers = np.flatnonzero(kept[o0:o1, q])
             out.append(_header([int(q), keepers.size, *map(int, keepers)], g))
@@ -197,7 +199,8 @@ def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: in
 
     o0 = 0
     while o0 < cout:
-        n_filters, n_groups = header(2)
+        start = pos
+        n_filters, n_groups, lo, hi = header(4)
         if n_filters < 1 or o0 + n_filters > cout or n_groups > nq:
             raise StreamError(
                 f"tile at filter {o0}: bad header ({n_filters} filters, {n_groups} groups)"
@@ -229,6 +232,9 @@ def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: in
                             flat[e0:e1] = lanes[: e1 - e0]
                             block = flat.reshape(k, k, c1 - c0).transpose(2, 0, 1)
                             weight[o0 + o, c0:c1] += block * np.int16(3**t)
+        if pos - start != lo | hi << 16:
+            said = lo | hi << 16
+            raise StreamError(f"tile at filter {o0}: header says {said} bytes, has {pos - start}")
         o0 += n_filters
     return weight.reshape(shape)
 

@@ -1,186 +1,349 @@
 // Conv mode (also linear, as a 1x1 conv on a 1x1 map): compacted group-major weights, a P x G
 // PE array, Horner over trit planes, per-channel requant with fused residual.
 //
-// For each pixel tile, the kernel walks the groups that any filter of the output-channel tile
-// keeps. Per lane word v of group q it reads the P x G input vector once and reuses it for every
-// filter that keeps q (T cycles each), so the input buffer needs only 1/R of the P*G-element
-// bandwidth, and pruned (filter, group) pairs never appear in the loop at all.
+// Per output-channel tile: burst the tile into the weight buffer, validate it in one pass
+// (W_CHECK), then for each image and P-pixel tile run one flattened MAC pipeline over the tile's
+// lane words, i.e. over (kept group, tap, keeper filter, trit); pruned (filter, group) pairs have
+// no lane word and so no iteration. Header words of the tile are bubbles of the same loop.
 #include "tpq_layer.hpp"
 
 namespace tpq {
 
-constexpr int R = (P * G + IBUF_READ - 1) / IBUF_READ;  // cycles to read one P x G input vector
+// One lane word of a tile: a header word (a bubble) or a body word for filter o.
+struct WordOp {
+  bool body, first, last;  // first/last: trit plane T-1 / plane 0 of this (filter, word)
+  uint32_t o, q, v, di, dj, valid;  // valid: lanes of word v that hold group elements
+};
 
-static uint8_t wbuf[WBUF_BYTES];  // one output-channel tile of the stream
-static int32_t acc_mem[MAX_C][P];  // the tile's accumulators (one bank of the ping-pong pair)
-static int32_t mult_buf[MAX_C], bias_buf[MAX_C];
-static int16_t conv_ibuf[IBUF_ELEMS];
+// The position inside a tile, advanced one lane word per iteration by carries only. W_CHECK and
+// the MAC loop run the same walk, so the MAC never meets a header the check did not accept.
+struct Walk {
+  const uint8_t* wbuf;
+  uint32_t nf, ng, nq, trits, cin, kernel, kk, limit;  // limit: the tile's bytes
+  uint32_t seen, hdr_pos, hdr_left, body_left;
+  int32_t prev_q;
+  uint32_t q, nk, j, t, v, di, dj, left;
+  bool bad;
 
-static uint32_t pad_bytes(uint32_t n) {
-  const uint32_t unit = LANE_BYTES < 2 ? 2 : LANE_BYTES;
-  return (n + unit - 1) / unit * unit;
-}
-
-// Check the tile at wgt + wpos against the descriptor and find its size; nothing is trusted.
-static uint32_t scan_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint32_t o0, uint32_t& bytes,
-                          uint32_t& nf) {
-  const uint32_t nq = groups(d.in_c);
-  uint64_t pos = wpos;
-  if (pos + 4 > d.wgt_bytes) return BAD_STREAM;
-  nf = le16(wgt + pos);
-  const uint32_t ng = le16(wgt + pos + 2);
-  if (nf == 0 || o0 + nf > d.out_c || ng > nq) return BAD_STREAM;
-  pos += pad_bytes(4);
-  int32_t prev_q = -1;
-  for (uint32_t i = 0; i < ng; ++i) {
-    if (pos + 4 > d.wgt_bytes) return BAD_STREAM;
-    const uint32_t q = le16(wgt + pos), nk = le16(wgt + pos + 2);
-    if (static_cast<int32_t>(q) <= prev_q || q >= nq || nk == 0 || nk > nf) return BAD_STREAM;
-    if (pos + 4 + 2 * nk > d.wgt_bytes) return BAD_STREAM;
-    int32_t prev_o = -1;
-    for (uint32_t j = 0; j < nk; ++j) {
-      const int32_t o = le16(wgt + pos + 4 + 2 * j);
-      if (o <= prev_o || o >= static_cast<int32_t>(nf)) return BAD_STREAM;
-      prev_o = o;
-    }
-    pos += pad_bytes(4 + 2 * nk) + static_cast<uint64_t>(group_words(d.in_c, d.kernel, q)) * nk * d.trits * LANE_BYTES;
-    if (pos > d.wgt_bytes) return BAD_STREAM;
-    prev_q = static_cast<int32_t>(q);
+  void start(const uint8_t* w, const Desc& d, uint32_t bytes) {
+    wbuf = w;
+    limit = bytes;
+    nf = le16(w);
+    ng = le16(w + 2);
+    nq = groups(d.in_c);
+    trits = d.trits;
+    cin = d.in_c;
+    kernel = d.kernel;
+    kk = d.kernel * d.kernel;
+    seen = hdr_pos = hdr_left = body_left = 0;
+    prev_q = -1;
+    q = j = t = v = di = dj = left = 0;
+    nk = 1;
+    bad = false;
   }
-  if (pos - wpos > static_cast<uint64_t>(WBUF_BYTES)) return TOO_LARGE;
-  bytes = static_cast<uint32_t>(pos - wpos);
+
+  WordOp step(uint32_t pos) {
+    if (hdr_left == 0 && body_left == 0) {  // a group header starts at this word
+      const bool room = pos + 4 <= limit;  // a header never reads past the tile
+      const uint32_t hq = room ? le16(wbuf + pos) : 0, hn = room ? le16(wbuf + pos + 2) : 0;
+      const bool ok = room && seen < ng && static_cast<int32_t>(hq) > prev_q && hq < nq && hn >= 1 && hn <= nf &&
+                      pos + pad_lane(4 + 2 * hn) <= limit;
+      bad = bad || !ok;
+      q = ok ? hq : 0;
+      nk = ok ? hn : 1;
+      prev_q = static_cast<int32_t>(hq);
+      hdr_pos = pos;
+      hdr_left = pad_lane(4 + 2 * nk) / LANE_BYTES;  // a shift: LANE_BYTES is a power of two
+      left = group_channels(cin, q) * kk;
+      body_left = ((left + G - 1) >> LOG_G) * nk * trits;
+      j = v = di = dj = 0;
+      t = trits - 1;
+      ++seen;
+    }
+    WordOp op{};
+    op.body = hdr_left == 0;
+    if (!op.body) {
+      --hdr_left;
+    } else {
+      op.o = le16(wbuf + hdr_pos + 4 + 2 * j);
+      op.q = q;
+      op.v = v;
+      op.di = di;
+      op.dj = dj;
+      op.valid = left < static_cast<uint32_t>(G) ? left : G;
+      op.first = t == trits - 1;
+      op.last = t == 0;
+      --body_left;
+      if (t > 0) {
+        --t;
+      } else {
+        t = trits - 1;
+        if (++j == nk) {  // next lane word of the group: next tap for full groups
+          j = 0;
+          ++v;
+          left = left > static_cast<uint32_t>(G) ? left - G : 0;
+          if (++dj == kernel) {
+            dj = 0;
+            ++di;
+          }
+        }
+      }
+    }
+    return op;
+  }
+  bool finished() const { return !bad && seen == ng && hdr_left == 0 && body_left == 0; }
+};
+
+// Load and validate the tile at stream offset wpos; nothing in it is trusted before this returns OK.
+static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint32_t o0, uint8_t* wbuf,
+                          uint8_t* prm, uint32_t& nf, uint32_t& words) {
+  if (wpos + TILE_HEAD > d.wgt_bytes) return BAD_STREAM;
+  uint8_t head[8];  // TILE_HEAD bytes
+#pragma HLS ARRAY_PARTITION variable=head type=complete
+  burst_read(L_W_HEAD, wgt, wpos, TILE_HEAD, [&](uint64_t k, uint8_t b) { head[k] = b; });
+  nf = le16(head);
+  const uint32_t ng = le16(head + 2), bytes = static_cast<uint32_t>(le32(head + 4));
+  if (nf == 0 || o0 + nf > d.out_c || ng > groups(d.in_c)) return BAD_STREAM;
+  if (bytes < pad_lane(TILE_HEAD) || bytes % LANE_BYTES || wpos + bytes > d.wgt_bytes) return BAD_STREAM;
+  if (bytes > static_cast<uint32_t>(WBUF_BYTES)) return TOO_LARGE;
+  burst_read(L_W_LOAD, wgt, wpos, bytes, [&](uint64_t k, uint8_t b) { wbuf[k] = b; });
+  words = bytes / LANE_BYTES;
+
+  const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
+  Walk s;
+  s.start(wbuf, d, bytes);
+  int32_t prev_o = -1;
+  TPQ_ENTER(L_W_CHECK, words - head_words);
+  for (uint32_t w = head_words; w < words; ++w) {
+#pragma HLS PIPELINE II=1
+    TPQ_TICK(L_W_CHECK);
+    const uint32_t pos = w * LANE_BYTES;
+    const WordOp op = s.step(pos);
+    bool ok = true;
+    if (!op.body) {
+      if (pos == s.hdr_pos) prev_o = -1;
+      for (int k = 0; k < LANE_BYTES / 2; ++k) {  // the filter indices this header word holds
+#pragma HLS UNROLL
+        const uint32_t b = pos + 2 * k;
+        const uint32_t jj = (b - s.hdr_pos - 4) >> 1;
+        if (b >= s.hdr_pos + 4 && jj < s.nk) {
+          const int32_t o = le16(wbuf + b);
+          ok = ok && o > prev_o && o < static_cast<int32_t>(s.nf);
+          prev_o = o;
+        }
+      }
+    } else {
+      for (int l = 0; l < G; ++l) {  // no invalid code, no weight on a padding lane
+#pragma HLS UNROLL
+        const int code = trit_code(wbuf + pos, l);
+        ok = ok && code != 2 && (code == 0 || static_cast<uint32_t>(l) < op.valid);
+      }
+    }
+    s.bad = s.bad || !ok;
+  }
+  if (!s.finished()) return BAD_STREAM;
+  burst_read(L_P_LOAD, wgt, static_cast<uint64_t>(d.wgt_bytes) + 8ull * o0, 8ull * nf,
+             [&](uint64_t k, uint8_t b) { prm[k] = b; });
   return OK;
 }
 
-static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t& wpos, uint32_t o0, uint32_t& nf) {
-  uint32_t bytes = 0;
-  const uint32_t st = scan_tile(d, wgt, wpos, o0, bytes, nf);
-  if (st != OK) return st;
-  for (uint32_t b = 0; b < bytes; ++b) {
+// The MAC over one pixel tile: one lane word of the tile per iteration, II = 1, into one bank.
+// acc[o][p] is read-modify-written on the last plane of each (filter, word); the next write of
+// the same filter comes at least one iteration later (nk = T = 1), so the RMW is a 2-stage
+// read/add-write with a forwarding register for distance 1 (HLS: DEPENDENCE inter false on acc
+// plus that bypass). Horner's part[p] is a register: one shift-add per cycle.
+static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
+                     const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
+                     int32_t (*acc)[P]) {
+  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+  const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
+  int32_t x[TPQ_P][TPQ_G];
+#pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
+  int32_t part[TPQ_P] = {};
+#pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
+  uint32_t xq = ~0u, xv = ~0u;  // the word x holds (C-simulation skips re-reading it)
+  Walk s;
+  s.start(wbuf, d, words * LANE_BYTES);
+  TPQ_ENTER(L_MAC, words - head_words);
+  for (uint32_t w = head_words; w < words; ++w) {
 #pragma HLS PIPELINE II=1
-    wbuf[b] = wgt[wpos + b];
+#pragma HLS DEPENDENCE variable=acc type=inter false
+    TPQ_TICK(L_MAC);
+    const uint32_t pos = w * LANE_BYTES;
+    const WordOp op = s.step(pos);
+    if (op.body) {
+      if (op.q != xq || op.v != xv) {
+        const bool narrow = group_channels(d.in_c, op.q) < static_cast<uint32_t>(G);
+        for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+          for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+            const uint32_t di = narrow ? lm_di[op.v][l] : op.di, dj = narrow ? lm_dj[op.v][l] : op.dj;
+            const uint32_t c = (op.q << LOG_G) + (narrow ? lm_c[op.v][l] : l);
+            const int32_t y = tl.oy[p] * stride - pad + static_cast<int32_t>(di);
+            const int32_t xx = tl.ox[p] * stride - pad + static_cast<int32_t>(dj);
+            const bool use = static_cast<uint32_t>(l) < op.valid && c < d.in_c && inside(d, y, xx);
+            x[p][l] = use ? lb_at(lbuf, d, g, y, xx, c) : 0;
+          }
+        }
+        xq = op.q;
+        xv = op.v;
+      }
+      const uint8_t* word = wbuf + pos;
+      for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+        int32_t sum = 0;
+        for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+          const int code = trit_code(word, l);
+          sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
+        }
+        part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
+        if (op.last) acc[op.o][p] += part[p];
+      }
+    }
   }
-  wpos += bytes;
-  TPQ_COUNT(wgt_beats, beats(bytes));
-  const uint8_t* prm = wgt + d.wgt_bytes + 8ull * o0;  // (mult, bias) pairs after the stream
+}
+
+// Drain one finished pixel tile from its bank: residual burst, requant (leaving the bank zeroed
+// for its next tile), output burst. tile_px: the tile's first pixel counted over the batch.
+static void drain_tile(const Desc& d, uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
+                       int32_t (*acc)[P], uint64_t tile_px, uint32_t np, uint32_t o0, uint32_t nf,
+                       const uint8_t* res, uint8_t* fout) {
+  const uint32_t oeb = elem_bytes(d.out_type), reb = elem_bytes(d.res_type);
+  if (d.has_res) {
+    tile_bursts((tile_px * d.out_c + o0) * reb, static_cast<uint64_t>(d.out_c) * reb, np, nf * reb,
+                [&](uint64_t start, uint64_t len, uint32_t p0) {
+                  uint32_t p = p0, b = 0;
+                  burst_read(L_RES_LOAD, res, start, len, [&](uint64_t, uint8_t v) {
+                    rbuf[p][b] = v;
+                    if (++b == nf) {
+                      b = 0;
+                      ++p;
+                    }
+                  });
+                });
+  }
+  TPQ_ENTER(L_REQUANT, nf);
   for (uint32_t o = 0; o < nf; ++o) {
 #pragma HLS PIPELINE II=1
-    mult_buf[o] = le32(prm + 8 * o);
-    bias_buf[o] = le32(prm + 8 * o + 4);
-  }
-  TPQ_COUNT(wgt_beats, beats(8ull * nf));
-  return OK;
-}
-
-// The P x G input vector of lane word v of group q: lane l is element v*G + l of the group's
-// (i, j, c) window; zero for conv padding and for lanes past the group's gc*k*k elements.
-static void gather(const Desc& d, const RowBuffer& rb, const int32_t* oy, const int32_t* ox, uint32_t np,
-                   uint32_t q, uint32_t v, int32_t x[P][G]) {
-#pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
-  const uint32_t gc = group_channels(d.in_c, q), k = d.kernel, kk = k * k;
-  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
-  for (int l = 0; l < G; ++l) {
-    const uint32_t e = v * G + l;
-    const uint32_t kpos = e / gc, c = q * G + e % gc;
-    const int32_t di = static_cast<int32_t>(kpos / k) - pad, dj = static_cast<int32_t>(kpos % k) - pad;
-    for (uint32_t p = 0; p < static_cast<uint32_t>(P); ++p) {
-      const int32_t y = oy[p] * stride + di, xx = ox[p] * stride + dj;
-      x[p][l] = (p < np && e < gc * kk && rb.inside(y, xx, d.in_h)) ? rb.at(y, xx, c) : 0;
-    }
-  }
-}
-
-// One group's lane word for one filter: T cycles of G-lane add-only trees, Horner across planes.
-static uint32_t mac(const uint8_t*& word, uint32_t trits, const int32_t x[P][G], uint32_t valid, int32_t* acc) {
-  int32_t part[P] = {0};
-#pragma HLS ARRAY_PARTITION variable=part type=complete
-  for (uint32_t t = 0; t < trits; ++t, word += LANE_BYTES) {
-#pragma HLS PIPELINE II=1
+    TPQ_TICK(L_REQUANT);
+    const int32_t mult = le32(prm + 8 * o), bias = le32(prm + 8 * o + 4);
     for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
-      int32_t sum = 0;
-      for (int l = 0; l < G; ++l) {
-#pragma HLS UNROLL
-        const int code = trit_code(word, l);
-        if (code == 2 || (code != 0 && static_cast<uint32_t>(l) >= valid)) return BAD_STREAM;
-        sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
-      }
-      part[p] = part[p] + part[p] + part[p] + sum;  // x3 = (part << 1) + part: no multiplier
+      const int32_t r = d.has_res ? elem8(rbuf[p][o], d.res_type) : 0;
+      const int32_t v = requant(acc[o][p], mult, bias, r, d);
+      acc[o][p] = 0;
+      obuf[p][o * oeb] = static_cast<uint8_t>(v & 0xFF);
+      if (oeb == 2) obuf[p][o * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
     }
   }
-  for (int p = 0; p < P; ++p) acc[p] += part[p];
-  return OK;
+  store_rows(fout, (tile_px * d.out_c + o0) * oeb, static_cast<uint64_t>(d.out_c) * oeb, np, nf * oeb, obuf);
 }
 
-uint32_t run_conv(const Desc& d, const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res) {
-  const uint32_t ieb = elem_bytes(d.in_type), oeb = elem_bytes(d.out_type), reb = elem_bytes(d.res_type);
-  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;
-  const uint64_t img_out = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_c;
-  const uint32_t npix = d.out_h * d.out_w, tiles = (npix + P - 1) / P, kk = d.kernel * d.kernel;
-#pragma HLS ARRAY_PARTITION variable=acc_mem type=complete dim=2
-#pragma HLS ARRAY_PARTITION variable=conv_ibuf type=cyclic factor=TPQ_IBUF_READ
+// One step of the pixel-tile pipeline: tile i's MAC into one bank, tile i - 1's drain from the
+// other, tile i + 1's new rows into the line buffer. The stages share no array they write, so
+// they form a DATAFLOW region; a disabled stage (words 0, np 0, last -1) does nothing. The
+// C-simulation runs them in turn and charges the step its slowest stage.
+static void tile_step(const Desc& d, const Geometry& g, int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
+                      const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
+                      int32_t (*fill)[P], uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
+                      int32_t (*drain)[P], uint32_t np, uint64_t tile_px, uint32_t o0, uint32_t nf,
+                      const uint8_t* res, uint8_t* fout, const uint8_t* fin, uint64_t image, int32_t& next_row,
+                      int32_t last) {
+#pragma HLS DATAFLOW
+  TPQ_MARK(m0);
+  if (words > 0) mac_tile(d, g, lbuf, wbuf, words, tl, lm_di, lm_dj, lm_c, fill);
+  TPQ_MARK(m1);
+  if (np > 0) drain_tile(d, obuf, rbuf, prm, drain, tile_px, np, o0, nf, res, fout);
+  TPQ_MARK(m2);
+  if (last >= 0) fetch_rows(lbuf, d, g, fin, image, next_row, last);
+  TPQ_MARK(m3);
+  TPQ_OVERLAP(m1 - m0, m2 - m1, m3 - m2);
+}
+
+uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
+                  const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res) {
+  static uint8_t wbuf[TPQ_WBUF_BYTES];
 #pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=TPQ_WBUF_PORTS
-  RowBuffer rb{conv_ibuf, rows_needed(d), d.in_w, d.in_c, d.in_type, 0};
-  int32_t oy[P], ox[P], x[P][G];
-  uint64_t wpos = 0;
-  for (uint32_t o0 = 0, nf = 0; o0 < d.out_c; o0 += nf) {
-    const uint32_t st = load_tile(d, wgt, wpos, o0, nf);
-    if (st != OK) return st;
-    const bool whole = o0 == 0 && nf == d.out_c;  // the tile's output pixels are contiguous
-    for (uint32_t n = 0; n < d.batch; ++n) {
-      rb.next = 0;
-      TPQ_COUNT(compute, nf);  // the pass's last requant sweep, which nothing overlaps
-      for (uint32_t tile = 0; tile < tiles; ++tile) {
-        const uint32_t pix0 = tile * P, np = npix - pix0 < static_cast<uint32_t>(P) ? npix - pix0 : P;
-        for (uint32_t p = 0; p < static_cast<uint32_t>(P); ++p) {
-          const uint32_t pix = p < np ? pix0 + p : pix0;  // idle PEs shadow the first pixel
-          oy[p] = static_cast<int32_t>(pix / d.out_w);
-          ox[p] = static_cast<int32_t>(pix % d.out_w);
-        }
-        rb.fetch_until(fin + n * img_in * ieb, oy[np - 1] * static_cast<int32_t>(d.stride) -
-                                                   static_cast<int32_t>(d.pad) + static_cast<int32_t>(d.kernel) - 1,
-                       d.in_h);
-        for (uint32_t o = 0; o < nf; ++o)
-          for (int p = 0; p < P; ++p) acc_mem[o][p] = 0;
-        uint64_t mac_cycles = 0;
-        const uint8_t* ptr = wbuf + pad_bytes(4);
-        const uint32_t ng = le16(wbuf + 2);
-        for (uint32_t i = 0; i < ng; ++i) {
-          const uint32_t q = le16(ptr), nk = le16(ptr + 2);
-          const uint8_t* keepers = ptr + 4;
-          const uint32_t gc = group_channels(d.in_c, q), nw = group_words(d.in_c, d.kernel, q);
-          const uint8_t* word = ptr + pad_bytes(4 + 2 * nk);
-          for (uint32_t v = 0; v < nw; ++v) {
-            // The next vector is read while this one serves its nk filters: max(R, nk*T) cycles.
-            const uint64_t busy = static_cast<uint64_t>(nk) * d.trits;
-            mac_cycles += busy > static_cast<uint64_t>(R) ? busy : static_cast<uint64_t>(R);
-            gather(d, rb, oy, ox, np, q, v, x);
-            const uint32_t left = gc * kk - v * G, valid = left < static_cast<uint32_t>(G) ? left : G;
-            for (uint32_t j = 0; j < nk; ++j) {
-              if (mac(word, d.trits, x, valid, acc_mem[le16(keepers + 2 * j)]) != OK) return BAD_STREAM;
-            }
-          }
-          ptr = word;
-        }
-        // Requant sweep, one filter's P results per cycle, from one bank of the ping-pong
-        // accumulators while the next pixel tile accumulates into the other: a tile costs
-        // max(MAC, sweep), and the last sweep of the pass is added once below.
-        TPQ_COUNT(compute, mac_cycles > nf ? mac_cycles : nf);
-        for (uint32_t o = 0; o < nf; ++o) {
+  static int32_t acc[2][TPQ_MAX_C][TPQ_P];
+#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=1
+#pragma HLS ARRAY_PARTITION variable=acc type=complete dim=3
+  static uint8_t rbuf[TPQ_P][TPQ_MAX_C];
+#pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=1
+  static uint8_t lm_di[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
+#pragma HLS ARRAY_PARTITION variable=lm_di type=complete dim=2
+  static uint8_t lm_dj[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
+#pragma HLS ARRAY_PARTITION variable=lm_dj type=complete dim=2
+  static uint8_t lm_c[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
+#pragma HLS ARRAY_PARTITION variable=lm_c type=complete dim=2
+
+  const uint32_t k = d.kernel, nq = groups(d.in_c);
+  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // inputs are 8-bit
+  const uint32_t npix = d.out_h * d.out_w;
+  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+
+  // A group narrower than G (the last one when G does not divide Cin: the first conv) packs
+  // several taps into one lane word; its lanes read the line buffer through this table.
+  const uint32_t gc_last = group_channels(d.in_c, nq - 1);
+  if (gc_last < static_cast<uint32_t>(G)) {
+    const uint32_t n = gc_last * k * k;
+    uint32_t c = 0, i = 0, j = 0;
+    TPQ_ENTER(L_LANE_MAP, n);
+    for (uint32_t e = 0; e < n; ++e) {
 #pragma HLS PIPELINE II=1
-          for (uint32_t p = 0; p < np; ++p) {
-            const uint64_t idx = n * img_out + static_cast<uint64_t>(pix0 + p) * d.out_c + o0 + o;
-            const int32_t r = d.has_res ? fm_load(res, idx, d.res_type) : 0;
-            fm_store(fout, idx, d.out_type, requant(acc_mem[o][p], mult_buf[o], bias_buf[o], r, d));
-          }
+      TPQ_TICK(L_LANE_MAP);
+      lm_di[e >> LOG_G][e & (G - 1)] = static_cast<uint8_t>(i);
+      lm_dj[e >> LOG_G][e & (G - 1)] = static_cast<uint8_t>(j);
+      lm_c[e >> LOG_G][e & (G - 1)] = static_cast<uint8_t>(c);
+      if (++c == gc_last) {
+        c = 0;
+        if (++j == k) {
+          j = 0;
+          ++i;
         }
-        if (whole) {
-          TPQ_COUNT(out_beats, beats(static_cast<uint64_t>(np) * d.out_c * oeb));
-          if (d.has_res) TPQ_COUNT(res_beats, beats(static_cast<uint64_t>(np) * d.out_c * reb));
-        } else {
-          TPQ_COUNT(out_beats, np * beats(static_cast<uint64_t>(nf) * oeb));
-          if (d.has_res) TPQ_COUNT(res_beats, np * beats(static_cast<uint64_t>(nf) * reb));
-        }
+      }
+    }
+  }
+
+  uint64_t wpos = 0;
+  Tiles tl;
+  for (uint32_t o0 = 0, nf = 0; o0 < d.out_c; o0 += nf) {
+    uint32_t words = 0;
+    const uint32_t st = load_tile(d, wgt, wpos, o0, wbuf, prm, nf, words);
+    if (st != OK) return st;
+    wpos += static_cast<uint64_t>(words) * LANE_BYTES;
+    TPQ_ENTER(L_ACC_CLEAR, nf);
+    for (uint32_t o = 0; o < nf; ++o) {  // afterwards each drain leaves its bank zeroed
+#pragma HLS PIPELINE II=1
+      TPQ_TICK(L_ACC_CLEAR);
+      for (int p = 0; p < P; ++p) acc[0][o][p] = acc[1][o][p] = 0;
+    }
+    for (uint32_t n = 0; n < d.batch; ++n) {
+      // Two accumulator banks: pixel tile i accumulates into bank i & 1 while tile i - 1 drains
+      // from the other and the rows tile i + 1 adds are fetched (the ring holds two tiles' rows):
+      // three stages of a DATAFLOW region (mac_tile || drain_tile || fetch_rows), so a step costs
+      // the slowest. Only tile 0's rows are fetched before any MAC can start.
+      uint32_t bank = 0, prev_np = 0;
+      uint64_t prev_px = 0;
+      bool pending = false;
+      int32_t next_row = 0;
+      const int32_t reach = static_cast<int32_t>(k) - 1 - pad;  // last window row - stride * oy
+      tl.start(g, npix);
+      fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride + reach);
+      for (;;) {
+        const bool more = tl.pix0 < npix;
+        Tiles nx = tl;
+        if (more) nx.advance(g, d.out_w);
+        tile_step(d, g, lbuf, wbuf, more ? words : 0, tl, lm_di, lm_dj, lm_c, acc[bank], obuf, rbuf, prm,
+                  acc[bank ^ 1], pending ? prev_np : 0, prev_px, o0, nf, res, fout, fin, n * img_in, next_row,
+                  more && nx.pix0 < npix ? nx.oy[nx.np - 1] * stride + reach : -1);
+        if (!more) break;
+        pending = true;
+        prev_px = static_cast<uint64_t>(n) * npix + tl.pix0;
+        prev_np = tl.np;
+        bank ^= 1;
+        tl = nx;
       }
     }
   }

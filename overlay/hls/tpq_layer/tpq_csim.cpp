@@ -8,7 +8,8 @@
 // from regmap.json); 64-bit addresses are two words, low first. Every byte range the layer will
 // touch is checked against [ddr_base, ddr_base + ddr_size) before the kernel runs, so a bad
 // address returns BAD_ADDRESS (4) instead of faulting. Runs the top function once (one layer),
-// returns its status (5 when nregs is too small) and stores the modelled cycles in *cycles.
+// returns its status (5 when nregs is too small) and stores the counted cycles in *cycles: the
+// iterations of every loop plus its pipeline depth per entry (tpq_csim_loops has them by loop).
 #include <cstring>
 
 #include "tpq_layer.hpp"
@@ -51,11 +52,15 @@ extern "C" {
 
 const char* tpq_csim_board(void) { return TPQ_BOARD; }
 
-// Breakdown of the last run on this thread: compute, wgt, in, out, res beats, total.
-void tpq_csim_counters(uint64_t* out6) {
-  const tpq::Counters& c = tpq::g_count;
-  const uint64_t values[6] = {c.compute, c.wgt_beats, c.in_beats, c.out_beats, c.res_beats, c.total()};
-  std::memcpy(out6, values, sizeof(values));
+// The loop table's labels, in counter order: tpq_csim_loop_name(i) for i < tpq_csim_loop_count().
+uint32_t tpq_csim_loop_count(void) { return tpq::N_LOOPS; }
+const char* tpq_csim_loop_name(uint32_t i) { return i < tpq::N_LOOPS ? tpq::LOOP_NAMES[i] : ""; }
+uint32_t tpq_csim_loop_depth(uint32_t i) { return i < tpq::N_LOOPS ? tpq::DEPTH[i] : 0; }
+
+// The last run on this thread: iterations and entries of every loop (tpq_csim_loop_count each).
+void tpq_csim_loops(uint64_t* iters, uint64_t* entries) {
+  std::memcpy(iters, tpq::g_count.iters, sizeof(tpq::g_count.iters));
+  std::memcpy(entries, tpq::g_count.entries, sizeof(tpq::g_count.entries));
 }
 
 int tpq_csim_start(const uint32_t* regs, uint32_t nregs, uint8_t* ddr, uint64_t ddr_base, uint64_t ddr_size,

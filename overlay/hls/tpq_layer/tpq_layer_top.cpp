@@ -8,19 +8,32 @@ namespace tpq {
 thread_local Counters g_count;
 #endif
 
-uint32_t rows_needed(const Desc& d) {
-  // A tile of P raster-order pixels spans at most this many output rows.
-  uint32_t span = (d.out_w - 1 + P - 1) / d.out_w + 1;
+const char* const LOOP_NAMES[N_LOOPS] = {
+    "setup",    "lane_map", "w_head",  "w_load", "w_check", "p_load", "acc_clear",   "row_load",
+    "mac",      "res_load", "requant", "store",  "pool",    "gap_sum", "gap_requant",
+};
+
+// Line-buffer rows: every input row two consecutive P-pixel tiles' windows touch (conv fetches
+// the next tile's rows while the current one computes), rounded up to a power of two so that a
+// row's slot is a mask of its index. gap reads one row at a time.
+uint32_t ring_rows(const Desc& d) {
+  if (d.mode == MODE_GAP) return 1;
+  // 2P raster-order pixels span at most this many output rows.
+  uint32_t span = (d.out_w - 1 + 2 * P - 1) / d.out_w + 1;  // a division, in setup
   if (span > d.out_h) span = d.out_h;
-  uint32_t k = d.mode == MODE_GAP ? 1 : d.kernel;
-  uint32_t s = d.mode == MODE_GAP ? 1 : d.stride;
-  uint32_t rows = (span - 1) * s + k;
-  return rows < d.in_h ? rows : d.in_h;
+  uint32_t rows = (span - 1) * d.stride + d.kernel;
+  if (rows > d.in_h) rows = d.in_h;
+  uint32_t ring = 1;
+  while (ring < rows) ring <<= 1;  // at most 13 doublings (MAX_DIM)
+  return ring;
 }
 
+// out == (in + 2 pad - k) / stride + 1, checked with multiplications only.
 static bool out_dim_ok(uint32_t in, uint32_t out, const Desc& d) {
-  if (in + 2 * d.pad < d.kernel) return false;
-  return out == (in + 2 * d.pad - d.kernel) / d.stride + 1;
+  const uint64_t span = static_cast<uint64_t>(in) + 2ull * d.pad;
+  if (span < d.kernel) return false;
+  const uint64_t room = span - d.kernel;
+  return static_cast<uint64_t>(out - 1) * d.stride <= room && room < static_cast<uint64_t>(out) * d.stride;
 }
 
 uint32_t check_desc(const Desc& d) {
@@ -48,11 +61,40 @@ uint32_t check_desc(const Desc& d) {
   }
   if (d.mode == MODE_CONV) {
     if (d.trits < 1 || d.trits > static_cast<uint32_t>(MAX_T) || d.has_res > 1) return BAD_DESCRIPTOR;
-    if (groups(d.in_c) > 0xFFFF) return TOO_LARGE;
   }
-  uint64_t rows = rows_needed(d);
+  const uint64_t rows = ring_rows(d);
   if (rows * d.in_w * d.in_c > static_cast<uint64_t>(IBUF_ELEMS)) return TOO_LARGE;
   return OK;
+}
+
+Geometry geometry(const Desc& d) {
+  Geometry g{};
+  g.ring = ring_rows(d);
+  const uint32_t w = d.mode == MODE_GAP ? 1 : d.out_w;
+  g.step_y = P / w;  // one divider gives both; with ring_rows' the only run-time divisions
+  g.step_x = P % w;
+  int32_t y = 0, x = 0;
+  for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+    g.oy0[p] = y;
+    g.ox0[p] = x;
+    if (++x == static_cast<int32_t>(w)) {
+      x = 0;
+      ++y;
+    }
+  }
+  return g;
+}
+
+void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* fin, uint64_t image, int32_t& next,
+                int32_t last) {
+  if (last >= static_cast<int32_t>(d.in_h)) last = static_cast<int32_t>(d.in_h) - 1;
+  const uint64_t row_bytes = static_cast<uint64_t>(d.in_w) * d.in_c;  // inputs are 8-bit
+  for (; next <= last; ++next) {
+    int16_t* slot = lbuf + (static_cast<uint32_t>(next) & (g.ring - 1)) * row_bytes;
+    burst_read(L_ROW_LOAD, fin, image + static_cast<uint64_t>(next) * row_bytes, row_bytes,
+               [&](uint64_t k, uint8_t b) { slot[k] = static_cast<int16_t>(elem8(b, d.in_type)); });
+  }
 }
 
 Extents extents(const Desc& d) {
@@ -109,14 +151,25 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
   const tpq::Desc d{mode,  batch,    in_h,     in_w,    in_c,    out_h, out_w, out_c,
                     kernel, stride,  pad,      trits,   in_type, out_type, res_type, has_res,
                     res_mult, shift, lo,       hi,      wgt_bytes};
+  // The line buffer: lanes read G consecutive channels of one pixel, so it is banked by
+  // channel (cyclic G); the P PEs' pixel banking is the rule in docs/overlay.md "Line buffer".
+  static int16_t lbuf[TPQ_IBUF_ELEMS];
+#pragma HLS ARRAY_PARTITION variable=lbuf type=cyclic factor=TPQ_G
+  static uint8_t obuf[TPQ_P][TPQ_MAX_C * 2];
+#pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=1
+  static uint8_t prm[TPQ_MAX_C * 8];
+#pragma HLS ARRAY_PARTITION variable=prm type=cyclic factor=8
+  TPQ_ENTER(tpq::L_SETUP, 1);
+  TPQ_TICK(tpq::L_SETUP);
   uint32_t st = tpq::check_desc(d);
   if (st == tpq::OK) {
+    const tpq::Geometry g = tpq::geometry(d);
     if (mode == tpq::MODE_CONV) {
-      st = tpq::run_conv(d, wgt, fin, fout, res);
+      st = tpq::run_conv(d, g, lbuf, obuf, prm, wgt, fin, fout, res);
     } else if (mode == tpq::MODE_MAXPOOL) {
-      st = tpq::run_maxpool(d, fin, fout);
+      st = tpq::run_maxpool(d, g, lbuf, obuf, fin, fout);
     } else {
-      st = tpq::run_gap(d, wgt, fin, fout);
+      st = tpq::run_gap(d, g, lbuf, obuf, prm, wgt, fin, fout);
     }
   }
   *status = st;

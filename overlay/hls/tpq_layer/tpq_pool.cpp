@@ -1,91 +1,115 @@
 // Max-pool and global-average-pool modes, so the host never touches a feature map.
-// Both use the conv mode's P pixels x G channels per cycle.
+// Both read the line buffer P pixels x G channels per iteration, like the conv mode.
 #include "tpq_layer.hpp"
 
 namespace tpq {
 
-static int16_t pool_ibuf[IBUF_ELEMS];
-static int32_t gap_sum[MAX_C];
-static int32_t gap_mult[MAX_C], gap_bias[MAX_C];
-
-uint32_t run_maxpool(const Desc& d, const uint8_t* fin, uint8_t* fout) {
-  const uint32_t eb = elem_bytes(d.in_type), kk = d.kernel * d.kernel;
+uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C],
+                     const uint8_t* fin, uint8_t* fout) {
+  const uint32_t k = d.kernel, kk = k * k, cvecs = groups(d.in_c), npix = d.out_h * d.out_w;
+  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // 8-bit elements
   const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
-  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;
-  const uint64_t img_out = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_c;
-  const uint32_t npix = d.out_h * d.out_w, tiles = (npix + P - 1) / P, cvecs = (d.in_c + G - 1) / G;
-  RowBuffer rb{pool_ibuf, rows_needed(d), d.in_w, d.in_c, d.in_type, 0};
-  int32_t best[P][G];
-#pragma HLS ARRAY_PARTITION variable=best type=complete dim=0
+  Tiles tl;
   for (uint32_t n = 0; n < d.batch; ++n) {
-    rb.next = 0;
-    for (uint32_t tile = 0; tile < tiles; ++tile) {
-      const uint32_t pix0 = tile * P, np = npix - pix0 < static_cast<uint32_t>(P) ? npix - pix0 : P;
-      const int32_t last_y = static_cast<int32_t>((pix0 + np - 1) / d.out_w);
-      rb.fetch_until(fin + n * img_in * eb, last_y * stride - pad + static_cast<int32_t>(d.kernel) - 1, d.in_h);
-      for (uint32_t cv = 0; cv < cvecs; ++cv) {
-        for (uint32_t p = 0; p < np; ++p)
-          for (int l = 0; l < G; ++l) best[p][l] = INT32_MIN;
-        for (uint32_t kpos = 0; kpos < kk; ++kpos) {
+    int32_t next_row = 0;
+    tl.start(g, npix);
+    for (; tl.pix0 < npix; tl.advance(g, d.out_w)) {
+      fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
+      // (channel vector, tap) flattened; best[p][l] is a register, reset on the first tap.
+      int32_t best[TPQ_P][TPQ_G];
+#pragma HLS ARRAY_PARTITION variable=best type=complete dim=0
+      const uint32_t trips = cvecs * kk;
+      uint32_t cv = 0, kpos = 0, di = 0, dj = 0;
+      TPQ_ENTER(L_POOL, trips);
+      for (uint32_t it = 0; it < trips; ++it) {
 #pragma HLS PIPELINE II=1
-          TPQ_COUNT(compute, 1);
-          const int32_t di = static_cast<int32_t>(kpos / d.kernel) - pad;
-          const int32_t dj = static_cast<int32_t>(kpos % d.kernel) - pad;
-          for (uint32_t p = 0; p < np; ++p) {
-            const int32_t y = static_cast<int32_t>((pix0 + p) / d.out_w) * stride + di;
-            const int32_t x = static_cast<int32_t>((pix0 + p) % d.out_w) * stride + dj;
-            if (!rb.inside(y, x, d.in_h)) continue;  // padded positions never win
-            for (int l = 0; l < G; ++l) {
-              const uint32_t c = cv * G + l;
-              if (c < d.in_c && rb.at(y, x, c) > best[p][l]) best[p][l] = rb.at(y, x, c);
-            }
+        TPQ_TICK(L_POOL);
+        for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+          const int32_t y = tl.oy[p] * stride - pad + static_cast<int32_t>(di);
+          const int32_t x = tl.ox[p] * stride - pad + static_cast<int32_t>(dj);
+          for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+            const uint32_t c = (cv << LOG_G) + l;
+            // Padded positions never win: they read as the smallest value, like an absent one.
+            const int32_t v = c < d.in_c && inside(d, y, x) ? lb_at(lbuf, d, g, y, x, c) : INT32_MIN;
+            const int32_t cur = kpos == 0 ? INT32_MIN : best[p][l];
+            best[p][l] = v > cur ? v : cur;
+            if (kpos == kk - 1 && c < d.in_c) obuf[p][c] = static_cast<uint8_t>(best[p][l] & 0xFF);
           }
         }
-        for (uint32_t p = 0; p < np; ++p)
-          for (int l = 0; l < G && cv * G + l < d.in_c; ++l)
-            fm_store(fout, n * img_out + static_cast<uint64_t>(pix0 + p) * d.out_c + cv * G + l, d.out_type,
-                     best[p][l]);
+        if (++kpos == kk) {
+          kpos = di = dj = 0;
+          ++cv;
+        } else if (++dj == k) {
+          dj = 0;
+          ++di;
+        }
       }
-      TPQ_COUNT(out_beats, beats(static_cast<uint64_t>(np) * d.out_c * eb));
+      const uint64_t row = d.out_c;  // out_type == in_type: 8-bit
+      store_rows(fout, (static_cast<uint64_t>(n) * npix + tl.pix0) * row, row, tl.np, d.out_c, obuf);
     }
   }
   return OK;
 }
 
-uint32_t run_gap(const Desc& d, const uint8_t* prm, const uint8_t* fin, uint8_t* fout) {
-  const uint32_t ieb = elem_bytes(d.in_type), oeb = elem_bytes(d.out_type);
+uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
+                 const uint8_t* params, const uint8_t* fin, uint8_t* fout) {
+  static int32_t gap_sum[(TPQ_MAX_C + TPQ_G - 1) / TPQ_G][TPQ_G];
+#pragma HLS ARRAY_PARTITION variable=gap_sum type=complete dim=2
+  const uint32_t oeb = elem_bytes(d.out_type), cvecs = groups(d.in_c);
+  const uint32_t xtiles = (d.in_w + P - 1) / P;  // a constant divisor: a multiply, at setup
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;
-  const uint32_t xtiles = (d.in_w + P - 1) / P, cvecs = (d.in_c + G - 1) / G;
-  for (uint32_t c = 0; c < d.in_c; ++c) {
+  burst_read(L_P_LOAD, params, 0, 8ull * d.in_c, [&](uint64_t k, uint8_t b) { prm[k] = b; });
+  TPQ_ENTER(L_ACC_CLEAR, cvecs);
+  for (uint32_t cv = 0; cv < cvecs; ++cv) {  // afterwards each requant leaves its sum zeroed
 #pragma HLS PIPELINE II=1
-    gap_mult[c] = le32(prm + 8 * c);
-    gap_bias[c] = le32(prm + 8 * c + 4);
+    TPQ_TICK(L_ACC_CLEAR);
+    for (int l = 0; l < G; ++l) gap_sum[cv][l] = 0;
   }
-  TPQ_COUNT(wgt_beats, beats(8ull * d.in_c));
-  RowBuffer rb{pool_ibuf, rows_needed(d), d.in_w, d.in_c, d.in_type, 0};
   for (uint32_t n = 0; n < d.batch; ++n) {
-    rb.next = 0;
-    for (uint32_t c = 0; c < d.in_c; ++c) gap_sum[c] = 0;
+    int32_t next = 0;
     for (uint32_t y = 0; y < d.in_h; ++y) {
-      rb.fetch_until(fin + n * img_in * ieb, static_cast<int32_t>(y), d.in_h);
-      for (uint32_t xt = 0; xt < xtiles; ++xt) {
-        for (uint32_t cv = 0; cv < cvecs; ++cv) {
+      fetch_rows(lbuf, d, g, fin, n * img_in, next, static_cast<int32_t>(y));
+      // (x tile, channel vector) flattened, channel vector fastest. gap_sum[cv] is
+      // read-modify-written every cvecs iterations; when that distance is 1 (C <= G) the
+      // 2-stage RMW forwards the last sum, as the conv accumulators do.
+      const uint32_t trips = xtiles * cvecs;
+      uint32_t cv = 0, x0 = 0;
+      TPQ_ENTER(L_GAP_SUM, trips);
+      for (uint32_t it = 0; it < trips; ++it) {
 #pragma HLS PIPELINE II=1
-          TPQ_COUNT(compute, 1);  // P pixels x G channels into G running sums
-          for (uint32_t x = xt * P; x < (xt + 1) * P && x < d.in_w; ++x)
-            for (uint32_t c = cv * G; c < (cv + 1) * G && c < d.in_c; ++c)
-              gap_sum[c] += rb.at(static_cast<int32_t>(y), static_cast<int32_t>(x), c);
+#pragma HLS DEPENDENCE variable=gap_sum type=inter false
+        TPQ_TICK(L_GAP_SUM);
+        for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+          const uint32_t c = (cv << LOG_G) + l;
+          int32_t s = 0;
+          for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+            const uint32_t x = x0 + p;
+            s += x < d.in_w && c < d.in_c ? lb_at(lbuf, d, g, static_cast<int32_t>(y), static_cast<int32_t>(x), c) : 0;
+          }
+          gap_sum[cv][l] += s;
+        }
+        if (++cv == cvecs) {
+          cv = 0;
+          x0 += P;
         }
       }
     }
-    for (uint32_t cb = 0; cb < (d.in_c + P - 1) / P; ++cb) {
+    TPQ_ENTER(L_GAP_REQUANT, d.in_c);
+    for (uint32_t c = 0; c < d.in_c; ++c) {
 #pragma HLS PIPELINE II=1
-      TPQ_COUNT(compute, 1);  // P channels requantized per cycle
-      for (uint32_t c = cb * P; c < (cb + 1) * P && c < d.in_c; ++c)
-        fm_store(fout, static_cast<uint64_t>(n) * d.out_c + c, d.out_type,
-                 requant(gap_sum[c], gap_mult[c], gap_bias[c], 0, d));
+      TPQ_TICK(L_GAP_REQUANT);
+      int32_t& sum = gap_sum[c >> LOG_G][c & (G - 1)];
+      const int32_t v = requant(sum, le32(prm + 8 * c), le32(prm + 8 * c + 4), 0, d);
+      sum = 0;
+      obuf[0][c * oeb] = static_cast<uint8_t>(v & 0xFF);
+      if (oeb == 2) obuf[0][c * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
     }
-    TPQ_COUNT(out_beats, beats(static_cast<uint64_t>(d.out_c) * oeb));
+    const uint64_t row = static_cast<uint64_t>(d.out_c) * oeb;
+    store_rows(fout, n * row, row, 1, static_cast<uint32_t>(row), obuf);
   }
   return OK;
 }
