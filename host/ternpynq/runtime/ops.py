@@ -11,12 +11,17 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ternpynq.bundle.schema import Layer, Op
+from ternpynq.bundle.schema import Layer, Op, Requant
 from ternpynq.runtime.requant import requantize
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
     """(N, C, H, W) codes * (Cout, C, k, k) integer weights -> (N, Cout, Ho, Wo) int32 acc."""
+    return _conv2d_f32(x, w, stride, padding).astype(np.int32)
+
+
+def _conv2d_f32(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """``conv2d`` as float32 integer values, an NCHW view of the NHWC GEMM result (no copy)."""
     n, c, h, width = x.shape
     cout, _, k, _ = w.shape
     ho, wo = (h + 2 * padding - k) // stride + 1, (width + 2 * padding - k) // stride + 1
@@ -32,12 +37,16 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarra
         cols = win[:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
         wf = w.transpose(0, 2, 3, 1).reshape(cout, k * k * c).T
     acc = cols @ wf.astype(np.float32)  # (N·Ho·Wo, Cout)
-    return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2).astype(np.int32)
+    return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2)
 
 
 def linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """(N, Cin) codes * (Cout, Cin) weights -> (N, Cout) int32 acc."""
-    return (x.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int32)
+    return _linear_f32(x, w).astype(np.int32)
+
+
+def _linear_f32(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) @ w.T.astype(np.float32)
 
 
 def maxpool2d(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
@@ -72,16 +81,29 @@ def accumulate(layer: Layer, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"{layer.op.value} has no accumulator")
 
 
+def _accumulate_f32(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """``accumulate`` without the final int32 copy: float32 integer values (or int32 sums)."""
+    if layer.op is Op.CONV:
+        return _conv2d_f32(x, layer.weight, layer.stride, layer.padding)
+    if layer.op is Op.LINEAR:
+        return _linear_f32(x, layer.weight)
+    return accumulate(layer, x)
+
+
 def run_layer(
-    layer: Layer, x: np.ndarray, residual: np.ndarray | None = None, accumulate=accumulate
+    layer: Layer, x: np.ndarray, residual: np.ndarray | None = None, accumulate=None
 ) -> np.ndarray:
     """Run one layer on codes: accumulate, then requantize (or max-pool).
 
-    ``accumulate`` is swappable so the integer reference shares this exact dispatch.
+    ``accumulate`` is swappable so the integer reference shares this exact dispatch; a given
+    one is followed by the int64 ``requantize``, the default fast path by its float64 twin
+    ``requantize_f64`` (tests assert the two paths identical).
     """
     if layer.op is Op.MAXPOOL:
         return maxpool2d(x, layer.kernel, layer.stride, layer.padding)
     rq = layer.requant
+    if accumulate is None:
+        return requantize_f64(_accumulate_f32(layer, x), rq, residual)
     return requantize(
         accumulate(layer, x),
         rq.mult,
@@ -92,3 +114,33 @@ def run_layer(
         residual=residual,
         res_mult=rq.res_mult,
     )
+
+
+def requantize_f64(acc: np.ndarray, rq: Requant, residual: np.ndarray | None = None) -> np.ndarray:
+    """``requantize`` computed in float64, in place: the same codes, about 3× faster.
+
+    ``t = acc·(mult·2^-s) + ((bias·mult + 2^(s−1))·2^-s) [+ res·(res_mult·2^-s)]``: each term is
+    an integer times 2^-s and every partial sum is one too, below 2^53 in magnitude (checked
+    here from the actual extremes of ``acc``), so each double is exact and ``floor`` is the
+    arithmetic shift. Falls back to the int64 ``requantize`` when the check fails.
+    """
+    shape = (1, -1) + (1,) * (acc.ndim - 2)
+    mult, bias = np.asarray(rq.mult, np.int64), np.asarray(rq.bias, np.int64)
+    half = (1 << (rq.shift - 1)) if rq.shift > 0 else 0
+    const = bias * mult + half
+    peak = max(-float(acc.min()), float(acc.max())) if acc.size else 0.0
+    worst = peak * float(np.abs(mult).max(initial=0)) + float(np.abs(const).max(initial=0))
+    if residual is not None:
+        worst += float(np.abs(residual).max(initial=0)) * abs(rq.res_mult)
+    if worst >= 2.0**53:
+        res_mult = rq.res_mult
+        return requantize(acc, mult, bias, rq.shift, rq.lo, rq.hi, residual, res_mult)
+    step = 2.0**-rq.shift
+    t = acc.astype(np.float64)
+    t *= (mult.astype(np.float64) * step).reshape(shape)
+    t += (const.astype(np.float64) * step).reshape(shape)
+    if residual is not None:
+        t += np.asarray(residual, np.float64) * (rq.res_mult * step)
+    np.floor(t, out=t)
+    np.clip(t, rq.lo, rq.hi, out=t)
+    return t.astype(np.int32)
