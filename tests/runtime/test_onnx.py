@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ternpynq.bundle.schema import Op
 from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
-from ternpynq.runtime.synthetic import INT8, INT16, RELU, GraphBuilder, random_bundle
+from ternpynq.runtime.synthetic import INT8, INT16, RELU, GraphBuilder, _layer, random_bundle
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -148,3 +149,15 @@ def test_int8_output_codes_come_back_signed():
     out = OnnxBackend(bundle, graph="int").run(x)
     assert out.shape == (3, 5, 6, 6) and out.min() < 0
     assert np.array_equal(out, Network(bundle).run(x))
+
+
+@pytest.mark.parametrize("k, stride, size", [(2, 2, 5), (4, 3, 11), (3, 3, 10), (7, 2, 15)])
+def test_strided_convs_on_few_channels_equal_emu(k, stride, size):
+    # the space-to-depth path; padding 0 makes it crop rows and columns the conv never reads
+    b = GraphBuilder(3, size, 4, 0.0, seed=k)
+    w, mask = b._weights((4, 3, k, k), 1)
+    layer = _layer("c", Op.CONV, "input", kernel=k, stride=stride, weight=w, mask=mask)
+    b._add(layer, RELU)
+    bundle = b.bundle("strided", 4)
+    x = _codes(bundle, 2, k)
+    assert np.array_equal(OnnxBackend(bundle, graph="int").run(x), Network(bundle).run(x))

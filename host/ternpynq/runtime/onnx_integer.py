@@ -39,6 +39,7 @@ from ternpynq.runtime.onnx_export import OPSET, _Graph
 
 EXACT_LIMIT = 1 << 53  # doubles hold every integer below this exactly
 SIGNED_OFFSET = 128  # an int8 code c is stored as the uint8 c + 128
+SPACE_TO_DEPTH_BELOW = 16  # strided convs on fewer channels gather s×s blocks (the stem)
 
 
 class UnsupportedLayer(ValueError):
@@ -74,29 +75,56 @@ def _int8_weight(layer: Layer) -> np.ndarray:
     return w.astype(np.int8)
 
 
-def _conv_cols(gr: _Graph, layer: Layer, x: _Tensor) -> tuple[str, int, int]:
-    """im2col in the graph: (N·Ho·Wo, k·k·C) uint8 rows, plus Ho and Wo."""
+def _conv_cols(
+    gr: _Graph, layer: Layer, x: _Tensor, w: np.ndarray
+) -> tuple[str, np.ndarray, int, int]:
+    """im2col in the graph: (N·Ho·Wo, K) uint8 rows, the (K, Cout) int8 weight, Ho and Wo."""
     n, k, s = layer.name, layer.kernel, layer.stride
-    _, h, w = layer.in_shape
+    c, h, wd = layer.in_shape
     top, left, bottom, right = _pads(layer)
-    ho, wo = (h + top + bottom - k) // s + 1, (w + left + right - k) // s + 1
-    src = x.name
-    if top or left or bottom or right:
-        pads = np.array([0, top, left, 0, 0, bottom, right, 0], np.int64)
-        fill = gr.const(f"{n}/pad_value", np.array(x.offset, np.uint8))  # real 0
-        src = gr.node("Pad", [src, gr.const(f"{n}/pads", pads), fill], f"{n}/padded")
+    ho, wo = (h + top + bottom - k) // s + 1, (wd + left + right - k) // s + 1
+    wk = w.transpose(0, 2, 3, 1)  # (Cout, k, k, C): taps, then channels
+    if s > 1 and k > 1 and c < SPACE_TO_DEPTH_BELOW:
+        # s×s pixel blocks become channels: a k×k stride-s conv is then a kb×kb stride-1 conv
+        # over s·s·C channels (weights zero past k), with s·s times fewer, wider Gather rows
+        kb = (k - 1) // s + 1
+        hb, wb = ho + kb - 1, wo + kb - 1
+        bottom, right = hb * s - h - top, wb * s - wd - left  # may be < 0: Pad then crops
+        src = _pad(gr, n, x, (top, left, bottom, right))
+        split = gr.const(f"{n}/blocks", np.array([0, hb, s, wb, s, c], np.int64))
+        t = gr.node("Reshape", [src, split], f"{n}/split")
+        t = gr.node("Transpose", [t], f"{n}/s2d", perm=[0, 1, 3, 2, 4, 5])
+        merged = gr.const(f"{n}/merged", np.array([0, hb, wb, s * s * c], np.int64))
+        src = gr.node("Reshape", [t, merged], f"{n}/depth")
+        wide = np.zeros((w.shape[0], kb * s, kb * s, c), w.dtype)
+        wide[:, :k, :k] = wk
+        wk = wide.reshape(-1, kb, s, kb, s, c).transpose(0, 1, 3, 2, 4, 5)
+        k, s, c, hp, wp = kb, 1, s * s * c, hb, wb
+    else:
+        src = _pad(gr, n, x, (top, left, bottom, right))
+        hp, wp = h + top + bottom, wd + left + right
+    weight = np.ascontiguousarray(wk.reshape(w.shape[0], -1).T)  # (K, Cout)
     if k == 1 and s == 1:
         cols = src
-    else:  # one Gather of whole C-channel rows, in the weight's (tap, channel) order
-        hp, wp, c = h + top + bottom, w + left + right, layer.in_shape[0]
+    else:  # one Gather of whole C-channel pixels, in the weight's (tap, channel) order
         down = (np.arange(ho) * s)[:, None, None, None] + np.arange(k)[None, None, :, None]
         across = (np.arange(wo) * s)[None, :, None, None] + np.arange(k)[None, None, None, :]
         index = (down * wp + across).reshape(-1).astype(np.int32)  # (Ho·Wo·k·k,)
         flat = gr.const(f"{n}/pixels", np.array([0, hp * wp, c], np.int64))
         pixels = gr.node("Reshape", [src, flat], f"{n}/pixel_rows")
         cols = gr.node("Gather", [pixels, gr.const(f"{n}/taps", index)], f"{n}/cols", axis=1)
-    flat = np.array([-1, k * k * layer.in_shape[0]], np.int64)
-    return gr.node("Reshape", [cols, gr.const(f"{n}/flat", flat)], f"{n}/rows"), ho, wo
+    flat = gr.const(f"{n}/flat", np.array([-1, weight.shape[0]], np.int64))
+    return gr.node("Reshape", [cols, flat], f"{n}/rows"), weight, ho, wo
+
+
+def _pad(gr: _Graph, n: str, x: _Tensor, pads: tuple[int, int, int, int]) -> str:
+    """Pad (or crop, where negative) H and W of an NHWC tensor with real 0 (the offset)."""
+    top, left, bottom, right = pads
+    if not any(pads):
+        return x.name
+    spec = gr.const(f"{n}/pads", np.array([0, top, left, 0, 0, bottom, right, 0], np.int64))
+    fill = gr.const(f"{n}/pad_value", np.array(x.offset, np.uint8))
+    return gr.node("Pad", [x.name, spec, fill], f"{n}/padded")
 
 
 def _accumulate(gr: _Graph, layer: Layer, x: _Tensor) -> tuple[str, np.ndarray, np.ndarray]:
@@ -123,9 +151,8 @@ def _accumulate(gr: _Graph, layer: Layer, x: _Tensor) -> tuple[str, np.ndarray, 
     if layer.op is Op.LINEAR:
         wt = gr.const(f"{n}/weight", np.ascontiguousarray(w.T))
         return gr.node("MatMulInteger", [x.name, wt], f"{n}/acc"), corr, bound
-    rows, ho, wo = _conv_cols(gr, layer, x)
-    wt = gr.const(f"{n}/weight", np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, cout)))
-    acc = gr.node("MatMulInteger", [rows, wt], f"{n}/acc_rows")
+    rows, weight, ho, wo = _conv_cols(gr, layer, x, w)
+    acc = gr.node("MatMulInteger", [rows, gr.const(f"{n}/weight", weight)], f"{n}/acc_rows")
     nhwc = gr.const(f"{n}/nhwc", np.array([-1, ho, wo, cout], np.int64))
     return gr.node("Reshape", [acc, nhwc], f"{n}/acc"), corr, bound
 
