@@ -161,3 +161,17 @@ def test_strided_convs_on_few_channels_equal_emu(k, stride, size):
     bundle = b.bundle("strided", 4)
     x = _codes(bundle, 2, k)
     assert np.array_equal(OnnxBackend(bundle, graph="int").run(x), Network(bundle).run(x))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_max_pool_before_requant_only_when_it_is_monotone(flip):
+    b = GraphBuilder(3, 12, 4, 0.0, seed=2)
+    x = b.maxpool("pool", b.conv("stem", "input", 6, k=5, stride=2, trits=5))
+    b.linear("fc", b.gap("gap", x), 4)
+    bundle = b.bundle("stem-pool", 4)
+    if flip:  # a negative multiplier makes requantization decreasing in that channel
+        bundle.layer("stem").requant.mult[::2] *= -1
+    names = {node.name for node in to_onnx_integer(bundle).graph.node}
+    assert ("stem/acc32" in names) is not flip
+    x = _codes(bundle, 4, 2)
+    assert np.array_equal(OnnxBackend(bundle, graph="int").run(x), Network(bundle).run(x))

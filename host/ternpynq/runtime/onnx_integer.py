@@ -22,7 +22,10 @@ This one keeps activations as uint8 codes in NHWC and runs each conv or linear l
   clamping before the floor gives the same codes; for a non-negative range the cast to uint8
   (truncation) is that floor.
 - **Max pool** runs as ``MaxPool`` on uint8 (onnxruntime keeps it in NHWC); its padding never
-  wins. **Global average pool** is an int32 ``ReduceSum`` and the same requantization.
+  wins. Right after a conv whose requantization is non-decreasing (every mult ≥ 0, no
+  residual), it pools the accumulators (as float32, exact below 2^24) before requantizing:
+  the same codes, with a quarter of the requantization work on the ResNet stem.
+- **Global average pool** is an int32 ``ReduceSum`` and the same requantization.
 
 A layer this exporter cannot express exactly raises ``UnsupportedLayer`` naming it; the
 ``onnx`` backend then runs the float graph for the whole model (``graph="auto"``).
@@ -38,6 +41,7 @@ from ternpynq.bundle.schema import Bundle, Layer, Op
 from ternpynq.runtime.onnx_export import OPSET, _Graph
 
 EXACT_LIMIT = 1 << 53  # doubles hold every integer below this exactly
+FLOAT32_EXACT = 1 << 24  # and floats below this
 SIGNED_OFFSET = 128  # an int8 code c is stored as the uint8 c + 128
 SPACE_TO_DEPTH_BELOW = 16  # strided convs on fewer channels gather s×s blocks (the stem)
 
@@ -158,9 +162,15 @@ def _accumulate(gr: _Graph, layer: Layer, x: _Tensor) -> tuple[str, np.ndarray, 
 
 
 def _requant(
-    gr: _Graph, layer: Layer, acc: str, corr: np.ndarray, bound: np.ndarray, res: _Tensor | None
+    gr: _Graph,
+    layer: Layer,
+    acc: str,
+    corr: np.ndarray,
+    bound: np.ndarray,
+    res: _Tensor | None,
+    out: str | None = None,
 ) -> _Tensor:
-    rq, n = layer.requant, layer.name
+    rq, n, out = layer.requant, layer.name, out or layer.name
     mult, bias = np.asarray(rq.mult, np.int64), np.asarray(rq.bias, np.int64)
     half = (1 << (rq.shift - 1)) if rq.shift > 0 else 0
     res_off = 0 if res is None else (res.offset or 0)
@@ -183,28 +193,48 @@ def _requant(
     rank = len(layer.out_shape) + 1
     if rq.lo >= 0 and rq.hi <= 255:  # clip, then truncation is the floor
         t = gr.node("Clip", [t, lo, hi], f"{n}/clipped")
-        return _Tensor(gr.node("Cast", [t], n, to=TensorProto.UINT8), 0, rank)
+        return _Tensor(gr.node("Cast", [t], out, to=TensorProto.UINT8), 0, rank)
     t = gr.node("Clip", [gr.node("Floor", [t], f"{n}/floored"), lo, hi], f"{n}/clipped")
     if rq.lo >= -SIGNED_OFFSET and rq.hi <= 127:
         t = gr.node("Add", [t, gr.const(f"{n}/offset", np.float64(SIGNED_OFFSET))], f"{n}/u")
-        return _Tensor(gr.node("Cast", [t], n, to=TensorProto.UINT8), SIGNED_OFFSET, rank)
-    return _Tensor(gr.node("Cast", [t], n, to=TensorProto.INT32), None, rank)
+        return _Tensor(gr.node("Cast", [t], out, to=TensorProto.UINT8), SIGNED_OFFSET, rank)
+    return _Tensor(gr.node("Cast", [t], out, to=TensorProto.INT32), None, rank)
 
 
-def _maxpool(gr: _Graph, layer: Layer, x: _Tensor) -> _Tensor:
-    n = layer.name
-    x = _byte_input(layer, x)
+def _maxpool(gr: _Graph, layer: Layer, src: str, out: str) -> str:
+    """MaxPool of an NHWC tensor (onnxruntime keeps uint8 pooling in NHWC); pads never win."""
     top, left, bottom, right = _pads(layer)
-    nchw = gr.node("Transpose", [x.name], f"{n}/nchw", perm=[0, 3, 1, 2])
+    nchw = gr.node("Transpose", [src], f"{out}/nchw", perm=[0, 3, 1, 2])
     pooled = gr.node(
         "MaxPool",
         [nchw],
-        f"{n}/pooled",
+        f"{out}/pooled",
         kernel_shape=[layer.kernel] * 2,
         strides=[layer.stride] * 2,
         pads=[top, left, bottom, right],
     )
-    return _Tensor(gr.node("Transpose", [pooled], n, perm=[0, 2, 3, 1]), x.offset, 4)
+    return gr.node("Transpose", [pooled], out, perm=[0, 2, 3, 1])
+
+
+def _pool_first(bundle: Bundle, layer: Layer) -> Layer | None:
+    """The max pool that alone reads ``layer``, when it may run before the requantization.
+
+    With every ``mult`` ≥ 0 and no residual, requantization is non-decreasing in the
+    accumulator per channel, so pooling the accumulators and requantizing the maxima gives
+    the same codes on a quarter of the elements (the ResNet stem).
+    """
+    readers = [other for other in bundle.layers if layer.name in (other.input, other.residual)]
+    if (
+        layer.op is not Op.CONV
+        or layer.residual
+        or layer.name == bundle.output
+        or len(readers) != 1
+        or readers[0].op is not Op.MAXPOOL
+        or readers[0].residual
+        or np.any(np.asarray(layer.requant.mult) < 0)
+    ):
+        return None
+    return readers[0]
 
 
 def _input(gr: _Graph) -> _Tensor:
@@ -236,9 +266,12 @@ def to_onnx_integer(bundle: Bundle) -> onnx.ModelProto:
     c, (h, w) = bundle.input.channels, bundle.input.size
     tensors = {"input": _input(gr)}
     for layer in bundle.layers:
+        if layer.name in tensors:  # a max pool already run before its conv's requantization
+            continue
         x = tensors[layer.input]
         if layer.op is Op.MAXPOOL:
-            tensors[layer.name] = _maxpool(gr, layer, x)
+            x = _byte_input(layer, x)
+            tensors[layer.name] = _Tensor(_maxpool(gr, layer, x.name, layer.name), x.offset, 4)
             continue
         if layer.op not in (Op.CONV, Op.LINEAR, Op.GAP):
             raise UnsupportedLayer(
@@ -246,6 +279,12 @@ def to_onnx_integer(bundle: Bundle) -> onnx.ModelProto:
             )
         acc, corr, bound = _accumulate(gr, layer, x)
         res = tensors[layer.residual] if layer.residual else None
+        pool = _pool_first(bundle, layer)
+        if pool is not None and int(bound.max(initial=0)) < FLOAT32_EXACT:
+            acc = gr.node("Cast", [acc], f"{layer.name}/acc32", to=TensorProto.FLOAT)
+            acc = _maxpool(gr, pool, acc, f"{pool.name}/acc")
+            tensors[pool.name] = _requant(gr, layer, acc, corr, bound, None, pool.name)
+            continue
         tensors[layer.name] = _requant(gr, layer, acc, corr, bound, res)
     _output(gr, tensors[bundle.output])
     out_shape = ["N", *bundle.layer(bundle.output).out_shape]
