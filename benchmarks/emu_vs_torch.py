@@ -118,9 +118,10 @@ def op_profile(bundle: Bundle, graph: str, codes: np.ndarray, runs: int = 3) -> 
     return lines
 
 
-def rows(name: str, bundle: Bundle, batches: list[int], repeats: int) -> None:
+def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: int) -> None:
     net = Network(bundle)
-    onnx_int, onnx_float = OnnxBackend(bundle, graph="int"), OnnxBackend(bundle, graph="float")
+    onnx_int = OnnxBackend(bundle, threads=threads, graph="int")
+    onnx_float = OnnxBackend(bundle, threads=threads, graph="float")
     try:
         forward = torch_forward(bundle)
     except NotImplementedError:
@@ -159,14 +160,22 @@ def main() -> None:
     parser.add_argument("--prune", type=float, default=0.24)
     parser.add_argument("--bundle", nargs="*", default=[], help="bundle files to add as rows")
     parser.add_argument("--profile", action="store_true", help="per-op onnxruntime profile")
+    parser.add_argument("--threads", type=int, default=0, help="per contender; 0: every core")
     args = parser.parse_args()
-    threads = len(os.sched_getaffinity(0))
+    threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
+    try:  # numpy's BLAS gets the same number of threads as the others
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
     flags = sorted(set(re.findall(r"\b(avx512_vnni|amx_int8|avx_vnni)\b", _cpuinfo())))
     print(
         f"{platform.machine()}, {threads} cores ({', '.join(flags) or 'no VNNI/AMX'}), "
         f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__} ({threads} threads), "
-        f"numpy {np.__version__}, onnxruntime {onnxruntime.__version__} ({threads} threads)"
+        f"numpy {np.__version__} (BLAS {_blas_threads()} threads), "
+        f"onnxruntime {onnxruntime.__version__} ({threads} threads)"
     )
     print(
         "| model | batch | emu ms/img | int onnx ms/img | float onnx ms/img | torch ms/img "
@@ -174,19 +183,29 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     resnet18 = random_bundle("resnet18", prune=args.prune, seed=0)
-    rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", resnet18, args.batch, args.repeats)
-    rows("ResNet-20 28×28", random_bundle("resnet20", seed=1), args.batch, args.repeats)
+    timing = (args.batch, args.repeats, threads)
+    rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", resnet18, *timing)
+    rows("ResNet-20 28×28", random_bundle("resnet20", seed=1), *timing)
     if args.bundle:
         from ternpynq.bundle.io import load
 
         for path in args.bundle:
             bundle = load(path)
-            rows(bundle.model, bundle, args.batch, args.repeats)
+            rows(bundle.model, bundle, *timing)
     print(f"load after: {os.getloadavg()[0]:.1f}")
     if args.profile:
         codes = np.random.default_rng(0).integers(-128, 128, (8, 3, 224, 224)).astype(np.int8)
         for graph in ("int", "float"):
             print("\n".join(op_profile(resnet18, graph, codes)))
+
+
+def _blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        return ",".join(str(info["num_threads"]) for info in threadpool_info()) or "?"
+    except ImportError:
+        return "?"
 
 
 def _cpuinfo() -> str:
