@@ -172,7 +172,7 @@ def main() -> None:
         pass
     flags = sorted(set(re.findall(r"\b(avx512_vnni|amx_int8|avx_vnni)\b", _cpuinfo())))
     print(
-        f"{platform.machine()}, {threads} cores ({', '.join(flags) or 'no VNNI/AMX'}), "
+        f"{platform.machine()}, {os.cpu_count()} cores ({', '.join(flags) or 'no VNNI/AMX'}), "
         f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__} ({threads} threads), "
         f"numpy {np.__version__} (BLAS {_blas_threads()} threads), "
         f"onnxruntime {onnxruntime.__version__} ({threads} threads)"
