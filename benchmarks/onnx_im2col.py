@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -150,7 +151,9 @@ def signedness(m: int, k: int, cout: int, threads: int, rng) -> tuple[dict, dict
     return sessions, feeds
 
 
-def report(title: str, sessions: dict, feeds: dict, repeats: int, check: bool = True) -> None:
+def report(
+    title: str, sessions: dict, feeds: dict, repeats: int, clock, check: bool = True
+) -> None:
     outputs = {k: s.run(None, feeds[k])[0] for k, s in sessions.items()}
     if check:
         first = next(iter(outputs.values()))
@@ -158,7 +161,7 @@ def report(title: str, sessions: dict, feeds: dict, repeats: int, check: bool = 
             if not np.array_equal(np.asarray(out, np.int64), np.asarray(first, np.int64)):
                 raise SystemExit(f"{title}: {k} differs from the first variant")
     calls = {k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()}
-    best = interleaved_best(calls, repeats)
+    best = interleaved_best(calls, repeats, clock)
     base = min(best.values())
     print(f"{title}:")
     for k, t in best.items():
@@ -170,23 +173,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = parser.parse_args()
     threads = args.threads or len(os.sched_getaffinity(0))
+    if args.clock == "cpu" and threads != 1:
+        parser.error("--clock cpu adds up every thread's time: use it with --threads 1")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = np.random.default_rng(0)
     n = args.batch
     load = os.getloadavg()[0]
-    print(f"onnxruntime {ort.__version__}, {threads} threads, batch {n}, load {load:.1f}")
+    print(
+        f"onnxruntime {ort.__version__}, {threads} threads, batch {n}, load {load:.1f}, "
+        f"{args.clock} clock"
+    )
     for hp, c, k, s, label in [
         (58, 64, 3, 1, "3x3 conv, 64 ch, 56x56"),
         (230, 3, 7, 2, "7x7/2 stem, 3 ch"),
     ]:
         sessions = im2col_variants(n, hp, c, k, s, threads)
         x = rng.integers(0, 256, (n, hp, hp, c)).astype(np.uint8)
-        report(f"im2col, {label}", sessions, dict.fromkeys(sessions, {"x": x}), args.repeats)
+        feeds = dict.fromkeys(sessions, {"x": x})
+        report(f"im2col, {label}", sessions, feeds, args.repeats, clock)
     sessions, feeds = gemm_variants(n, 56, 64, 64, threads, rng)
-    report("3x3 conv 64->64 on 56x56, im2col included", sessions, feeds, args.repeats)
+    report("3x3 conv 64->64 on 56x56, im2col included", sessions, feeds, args.repeats, clock)
     sessions, feeds = signedness(n * 3136, 576, 64, threads, rng)
-    report("MatMulInteger (N*3136 x 576) by (576 x 64)", sessions, feeds, args.repeats, check=False)
+    title = "MatMulInteger (N*3136 x 576) by (576 x 64)"
+    report(title, sessions, feeds, args.repeats, clock, check=False)
 
 
 if __name__ == "__main__":
