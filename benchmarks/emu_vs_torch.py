@@ -1,17 +1,26 @@
-"""Time ``emu`` and ``onnx`` against torch's float32 CPU forward of the same network.
+"""Time ``emu``, integer ``onnx``, float ``onnx`` and torch float32 on the same networks.
 
-ResNet-18 at 224×224 with random ternary weights and ~24% of PE groups pruned; torch runs the
-same layer graph (same shapes, float weights) in one process, side by side, so the ratio is
-what counts, not the absolute times. Results go in docs/performance.md.
+ResNet-18 at 224×224 (random ternary weights, ~24% of PE groups pruned) and ResNet-20 at
+28×28, at each batch size; any ``--bundle`` file is added as a row. torch runs the same layer
+graph (same shapes, float weights) in the same process. Every row first checks that ``emu``
+and both onnx graphs return identical codes. The contenders are interleaved call by call and
+each keeps its best of ``--repeats`` calls, so a burst of load from other jobs hits them all
+alike; the ratios are what counts. ``--profile`` adds onnxruntime's per-op profile of both
+onnx graphs on ResNet-18. Results go in docs/performance.md.
 
-    .venv/bin/python benchmarks/emu_vs_torch.py [--batch 1 4] [--repeats 5]
+    .venv/bin/python benchmarks/emu_vs_torch.py [--batch 1 8] [--repeats 7] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
 import platform
+import re
+import tempfile
+import time
 
 import numpy as np
 import onnxruntime
@@ -19,10 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from ternpynq.bundle.schema import Bundle, Op
-from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
+from ternpynq.runtime.onnx_backend import (
+    DISABLED_OPTIMIZERS,
+    OnnxBackend,
+    export,
+    session_options,
+)
 from ternpynq.runtime.synthetic import random_bundle
-from timing import best_time
 
 
 def torch_forward(bundle: Bundle):
@@ -46,8 +59,10 @@ def torch_forward(bundle: Bundle):
                 h = F.linear(h, weights[layer.name])
             elif layer.op is Op.MAXPOOL:
                 h = F.max_pool2d(h, layer.kernel, layer.stride, layer.padding)
-            else:
+            elif layer.op is Op.GAP:
                 h = h.mean(dim=(2, 3))
+            else:
+                raise NotImplementedError(f"no torch twin for {layer.op.value}")
             if layer.requant is not None and layer.requant.lo == 0:
                 h = F.relu(h)
             t[layer.name] = h
@@ -56,38 +71,164 @@ def torch_forward(bundle: Bundle):
     return forward
 
 
+def interleaved_best(contenders: dict, repeats: int, clock=time.perf_counter) -> dict[str, float]:
+    """Best time of each callable; one warm-up each, then one call of each per round.
+
+    ``clock`` is wall time by default; ``time.process_time`` (CPU time of this process) is the
+    fairer measure on a crowded machine when every contender runs one thread.
+    """
+    for fn in contenders.values():
+        fn()
+    best = dict.fromkeys(contenders, float("inf"))
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = clock()
+            fn()
+            best[name] = min(best[name], clock() - start)
+    return best
+
+
+def op_profile(bundle: Bundle, graph: str, codes: np.ndarray, runs: int = 3) -> list[str]:
+    """onnxruntime's profiler, summed per op type: lines of 'op  ms per run  share'."""
+    model, _, _ = export(bundle, graph)
+    options = session_options()
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=DISABLED_OPTIMIZERS,
+    )
+    session.run(None, {"codes": codes})  # warm-up, profiled too: skipped below
+    for _ in range(runs):
+        session.run(None, {"codes": codes})
+    path = session.end_profiling()
+    with open(path) as f:
+        events = json.load(f)
+    os.remove(path)
+    per_op, seen = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            node = re.sub(r"_kernel_time$", "", e["name"])
+            seen[node] += 1
+            if seen[node] == 1:  # the warm-up run
+                continue
+            per_op[e["args"]["op_name"]] += e["dur"]
+    total = sum(per_op.values())
+    lines = [f"{graph} graph, batch {len(codes)}: {total / runs / 1e3:.1f} ms per run in kernels"]
+    for op, us in per_op.most_common(10):
+        lines.append(f"  {op:<16} {us / runs / 1e3:8.1f} ms  {100 * us / total:5.1f}%")
+    return lines
+
+
+def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: int, clock) -> None:
+    net = Network(bundle)
+    onnx_int = OnnxBackend(bundle, threads=threads, graph="int")
+    onnx_float = OnnxBackend(bundle, threads=threads, graph="float")
+    try:
+        forward = torch_forward(bundle)
+    except NotImplementedError:
+        forward = None
+    rng = np.random.default_rng(0)
+    for n in batches:
+        codes = rng.integers(-128, 128, (n, *bundle.layers[0].in_shape)).astype(np.int8)
+        expect = net.run(codes)
+        same = np.array_equal(expect, onnx_int.run(codes)) and np.array_equal(
+            expect, onnx_float.run(codes)
+        )
+        if not same:
+            raise SystemExit(f"{name} batch {n}: emu and onnx codes differ; not timing")
+        contenders = {
+            "emu": lambda c=codes: net.run(c),
+            "int": lambda c=codes: onnx_int.run(c),
+            "float": lambda c=codes: onnx_float.run(c),
+        }
+        if forward is not None:
+            x = torch.from_numpy(codes.astype(np.float32))
+            contenders["torch"] = lambda x=x: forward(x)
+        best = interleaved_best(contenders, repeats, clock)
+        ms = {k: v * 1e3 / n for k, v in best.items()}
+        t = ms.get("torch", float("nan"))
+        print(
+            f"| {name} | {n} | {ms['emu']:.1f} | {ms['int']:.1f} | {ms['float']:.1f} | {t:.1f} "
+            f"| {ms['emu'] / t:.2f}× | {ms['int'] / t:.2f}× | {ms['float'] / ms['int']:.2f}× "
+            f"| {same} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--prune", type=float, default=0.24)
+    parser.add_argument("--bundle", nargs="*", default=[], help="bundle files to add as rows")
+    parser.add_argument("--profile", action="store_true", help="per-op onnxruntime profile")
+    parser.add_argument("--threads", type=int, default=0, help="per contender; 0: every core")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: this process's CPU time, for a crowded machine with --threads 1",
+    )
     args = parser.parse_args()
-    bundle = random_bundle("resnet18", prune=args.prune, seed=0)
-    net, forward = Network(bundle), torch_forward(bundle)
-    onnx = backends.create("onnx", bundle)
-    host = platform.processor() or platform.machine()
+    threads = args.threads or len(os.sched_getaffinity(0))
+    if args.clock == "cpu" and threads != 1:
+        parser.error("--clock cpu adds up every thread's time: use it with --threads 1")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    torch.set_num_threads(threads)
+    try:  # numpy's BLAS gets the same number of threads as the others
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    flags = sorted(set(re.findall(r"\b(avx512_vnni|amx_int8|avx_vnni)\b", _cpuinfo())))
     print(
-        f"ResNet-18 224x224, {args.prune:.0%} of groups pruned; {host}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-        f"onnxruntime {onnxruntime.__version__}"
+        f"{platform.machine()}, {os.cpu_count()} cores ({', '.join(flags) or 'no VNNI/AMX'}), "
+        f"load {os.getloadavg()[0]:.1f}, {args.clock} clock; "
+        f"torch {torch.__version__} ({threads} threads), "
+        f"numpy {np.__version__} (BLAS {_blas_threads()} threads), "
+        f"onnxruntime {onnxruntime.__version__} ({threads} threads)"
     )
     print(
-        f"{'batch':>5} {'emu ms':>8} {'onnx ms':>8} {'torch ms':>9} {'emu/torch':>10} "
-        f"{'onnx/torch':>11} {'emu/onnx':>9}   (per image)"
+        "| model | batch | emu ms/img | int onnx ms/img | float onnx ms/img | torch ms/img "
+        "| emu / torch | int onnx / torch | float / int onnx | emu == onnx |"
     )
-    rng = np.random.default_rng(0)
-    for n in args.batch:
-        codes = rng.integers(-128, 128, (n, 3, 224, 224)).astype(np.int8)
-        x = torch.from_numpy(codes.astype(np.float32))
-        same = np.array_equal(net.run(codes), onnx.run(codes))
-        t_emu = best_time(lambda codes=codes: net.run(codes), args.repeats) / n
-        t_onnx = best_time(lambda codes=codes: onnx.run(codes), args.repeats) / n
-        t_torch = best_time(lambda x=x: forward(x), args.repeats) / n
-        print(
-            f"{n:>5} {t_emu * 1e3:>8.1f} {t_onnx * 1e3:>8.1f} {t_torch * 1e3:>9.1f} "
-            f"{t_emu / t_torch:>9.2f}x {t_onnx / t_torch:>10.2f}x {t_emu / t_onnx:>8.2f}x"
-            f"   emu == onnx: {same}"
-        )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    resnet18 = random_bundle("resnet18", prune=args.prune, seed=0)
+    timing = (args.batch, args.repeats, threads, clock)
+    rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", resnet18, *timing)
+    rows("ResNet-20 28×28", random_bundle("resnet20", seed=1), *timing)
+    if args.bundle:
+        from ternpynq.bundle.io import load
+
+        for path in args.bundle:
+            bundle = load(path)
+            rows(bundle.model, bundle, *timing)
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    if args.profile:
+        codes = np.random.default_rng(0).integers(-128, 128, (8, 3, 224, 224)).astype(np.int8)
+        for graph in ("int", "float"):
+            print("\n".join(op_profile(resnet18, graph, codes)))
+
+
+def _blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        return ",".join(str(info["num_threads"]) for info in threadpool_info()) or "?"
+    except ImportError:
+        return "?"
+
+
+def _cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from ternpynq.bundle.schema import Layer, Op, Requant
 from ternpynq.bundle.stats import group_mask
 from ternpynq.runtime import ops, reference
 from ternpynq.runtime.network import Network
+from ternpynq.runtime.requant import requantize
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -133,3 +134,29 @@ def test_wrong_input_shape_is_a_clear_error(tiny_bundle):
         Network(tiny_bundle).run(np.zeros((1, 3, 8, 8), np.int8))
     with pytest.raises(ValueError, match="int8 range"):
         Network(tiny_bundle).run(np.full((1, 1, 8, 8), 300))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 48),
+    st.sampled_from([(0, 255), (-128, 127), (-32768, 32767), (3, 200)]),
+    st.booleans(),
+    st.sampled_from([1 << 24, 1 << 31]),  # within the bound, and past 2^53 after the multiply
+)
+def test_float64_requant_equals_int64_reference(seed, shift, clamp, with_res, acc_limit):
+    # parameters at the contract's limits: |mult|, |res_mult| < 2^23, |bias| < 2^24
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(1, 6))
+    acc = rng.integers(-acc_limit + 1, acc_limit, (2, c, 3, 3))
+    acc[0, :, 0, 0] = rng.choice([-acc_limit + 1, acc_limit - 1], c)
+    mult = rng.integers(-(2**23) + 1, 2**23, c)
+    bias = rng.integers(-(2**24) + 1, 2**24, c)
+    res_mult = int(rng.integers(-(2**23) + 1, 2**23))
+    residual = rng.integers(-32768, 32768, acc.shape) if with_res else None
+    rq = Requant(mult, bias, shift, *clamp, res_mult=res_mult if with_res else 0)
+    expect = requantize(acc, mult, bias, shift, *clamp, residual=residual, res_mult=rq.res_mult)
+    fast = ops.requantize_f64(
+        acc.astype(np.float64 if acc_limit > 1 << 24 else np.float32), rq, residual
+    )
+    assert fast.dtype == np.int32 and np.array_equal(fast, expect)

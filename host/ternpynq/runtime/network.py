@@ -30,9 +30,9 @@ class Network:
     (2, 10)
     """
 
-    def __init__(self, bundle: Bundle, run_layer=ops.run_layer) -> None:
+    def __init__(self, bundle: Bundle, run_layer=None) -> None:
         self.bundle = bundle
-        self._run_layer = run_layer
+        self._run_layer = run_layer or ops.layer_runner(bundle)  # weights prepared once
 
     def run_all(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         """Every tensor of the graph by name ("input" included), as int32 codes."""

@@ -8,36 +8,61 @@ two are identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ternpynq.bundle.schema import Layer, Op
+from ternpynq.bundle.schema import Bundle, Layer, Op, Requant
 from ternpynq.runtime.requant import requantize
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
     """(N, C, H, W) codes * (Cout, C, k, k) integer weights -> (N, Cout, Ho, Wo) int32 acc."""
+    return _conv2d_f32(x, w, stride, padding).astype(np.int32)
+
+
+def _conv2d_f32(
+    x: np.ndarray, w: np.ndarray, stride: int, padding: int, wf: np.ndarray | None = None
+) -> np.ndarray:
+    """``conv2d`` as float32 integer values, an NCHW view of the NHWC GEMM result (no copy).
+
+    ``wf`` is ``gemm_weight(w)`` when the caller prepared it once.
+    """
     n, c, h, width = x.shape
     cout, _, k, _ = w.shape
-    ho, wo = (h + 2 * padding - k) // stride + 1, (width + 2 * padding - k) // stride + 1
-    xf = x.astype(np.float32).transpose(0, 2, 3, 1)  # NHWC keeps each window's channels together
-    if padding:
-        xf = np.pad(xf, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    p = padding
+    if k == 1 and p == 0 and stride > 1:  # a strided 1×1 conv reads only the kept pixels
+        x, stride = x[:, :, ::stride, ::stride], 1
+        h, width = x.shape[2:]
+    ho, wo = (h + 2 * p - k) // stride + 1, (width + 2 * p - k) // stride + 1
+    # one copy casts to float32 and goes NHWC (each window's channels contiguous); pads stay 0
+    xf = (np.zeros if p else np.empty)((n, h + 2 * p, width + 2 * p, c), np.float32)
+    xf[:, p : p + h, p : p + width] = x.transpose(0, 2, 3, 1)
     if k == 1:
-        cols = xf[:, ::stride, ::stride, :].reshape(n * ho * wo, c)
-        wf = w.reshape(cout, c).T
+        cols = xf[:, ::stride, ::stride].reshape(n * ho * wo, c)  # a view unless strided
     else:
         win = sliding_window_view(xf, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # (N,Ho,Wo,C,k,k)
         # copy with channels innermost (contiguous runs of C), weights ordered to match
         cols = win[:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
-        wf = w.transpose(0, 2, 3, 1).reshape(cout, k * k * c).T
-    acc = cols @ wf.astype(np.float32)  # (N·Ho·Wo, Cout)
-    return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2).astype(np.int32)
+    acc = cols @ (gemm_weight(w) if wf is None else wf)  # (N·Ho·Wo, Cout)
+    return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2)
+
+
+def gemm_weight(w: np.ndarray) -> np.ndarray:
+    """Conv (Cout, C, k, k) or linear (Cout, C) weights as the (K, Cout) float32 GEMM operand,
+    rows in the im2col order (kernel tap, then channel)."""
+    w = w.transpose(0, 2, 3, 1) if w.ndim == 4 else w
+    return np.ascontiguousarray(w.reshape(w.shape[0], -1).T, dtype=np.float32)
 
 
 def linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """(N, Cin) codes * (Cout, Cin) weights -> (N, Cout) int32 acc."""
-    return (x.astype(np.float32) @ w.T.astype(np.float32)).astype(np.int32)
+    return _linear_f32(x, w).astype(np.int32)
+
+
+def _linear_f32(x: np.ndarray, w: np.ndarray, wf: np.ndarray | None = None) -> np.ndarray:
+    return x.astype(np.float32) @ (gemm_weight(w) if wf is None else wf)
 
 
 def maxpool2d(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
@@ -72,16 +97,34 @@ def accumulate(layer: Layer, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"{layer.op.value} has no accumulator")
 
 
+def _accumulate_f32(layer: Layer, x: np.ndarray, wf: np.ndarray | None = None) -> np.ndarray:
+    """``accumulate`` without the final int32 copy: float32 integer values (or int32 sums)."""
+    if layer.op is Op.CONV:
+        return _conv2d_f32(x, layer.weight, layer.stride, layer.padding, wf)
+    if layer.op is Op.LINEAR:
+        return _linear_f32(x, layer.weight, wf)
+    return accumulate(layer, x)
+
+
 def run_layer(
-    layer: Layer, x: np.ndarray, residual: np.ndarray | None = None, accumulate=accumulate
+    layer: Layer,
+    x: np.ndarray,
+    residual: np.ndarray | None = None,
+    accumulate=None,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Run one layer on codes: accumulate, then requantize (or max-pool).
 
-    ``accumulate`` is swappable so the integer reference shares this exact dispatch.
+    ``accumulate`` is swappable so the integer reference shares this exact dispatch; a given
+    one is followed by the int64 ``requantize``, the default fast path by its float64 twin
+    ``requantize_f64`` (tests assert the two paths identical). ``weight`` is the layer's
+    ``gemm_weight``, when prepared once (``layer_runner``).
     """
     if layer.op is Op.MAXPOOL:
         return maxpool2d(x, layer.kernel, layer.stride, layer.padding)
     rq = layer.requant
+    if accumulate is None:
+        return requantize_f64(_accumulate_f32(layer, x, weight), rq, residual)
     return requantize(
         accumulate(layer, x),
         rq.mult,
@@ -92,3 +135,49 @@ def run_layer(
         residual=residual,
         res_mult=rq.res_mult,
     )
+
+
+def layer_runner(bundle: Bundle) -> Callable[..., np.ndarray]:
+    """``run_layer`` for one bundle with its GEMM weights prepared once (about 55 ms of casts
+    and transposes per ResNet-18 forward otherwise). The bundle's weights must not change
+    afterwards."""
+    prepared = {
+        layer.name: gemm_weight(layer.weight)
+        for layer in bundle.layers
+        if layer.op in (Op.CONV, Op.LINEAR)
+    }
+
+    def run(layer: Layer, x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        return run_layer(layer, x, residual, weight=prepared.get(layer.name))
+
+    return run
+
+
+def requantize_f64(acc: np.ndarray, rq: Requant, residual: np.ndarray | None = None) -> np.ndarray:
+    """``requantize`` computed in float64, in place: the same codes, about 3× faster.
+
+    ``t = acc·(mult·2^-s) + ((bias·mult + 2^(s−1))·2^-s) [+ res·(res_mult·2^-s)]``: each term is
+    an integer times 2^-s and every partial sum is one too, below 2^53 in magnitude (checked
+    here from the actual extremes of ``acc``), so each double is exact and ``floor`` is the
+    arithmetic shift. Falls back to the int64 ``requantize`` when the check fails.
+    """
+    shape = (1, -1) + (1,) * (acc.ndim - 2)
+    mult, bias = np.asarray(rq.mult, np.int64), np.asarray(rq.bias, np.int64)
+    half = (1 << (rq.shift - 1)) if rq.shift > 0 else 0
+    const = bias * mult + half
+    peak = max(-float(acc.min()), float(acc.max())) if acc.size else 0.0
+    worst = peak * float(np.abs(mult).max(initial=0)) + float(np.abs(const).max(initial=0))
+    if residual is not None:
+        worst += float(np.abs(residual).max(initial=0)) * abs(rq.res_mult)
+    if worst >= 2.0**53:
+        res_mult = rq.res_mult
+        return requantize(acc, mult, bias, rq.shift, rq.lo, rq.hi, residual, res_mult)
+    step = 2.0**-rq.shift
+    t = acc.astype(np.float64)
+    t *= (mult.astype(np.float64) * step).reshape(shape)
+    t += (const.astype(np.float64) * step).reshape(shape)
+    if residual is not None:
+        t += np.asarray(residual, np.float64) * (rq.res_mult * step)
+    np.floor(t, out=t)
+    np.clip(t, rq.lo, rq.hi, out=t)
+    return t.astype(np.int32)
