@@ -31,18 +31,21 @@ WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "F")
 
 
 def open_image(
-    source: str | os.PathLike | bytes | Image.Image, min_side: int | None = None
+    source: str | os.PathLike | bytes | Image.Image,
+    min_side: int | None = None,
+    name: str | None = None,
 ) -> Image.Image:
     """Open a path, raw bytes or a PIL image; a non-image or an absurd size raises ValueError.
 
     Sizes are checked from the header, before any pixel is decoded. ``min_side``: a JPEG may
     be decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft mode) while its shorter side stays at
-    least this long, which bounds the memory a large photo costs.
+    least this long, which bounds the memory a large photo costs. ``name`` labels errors
+    (default: the path, or "upload" for bytes).
     """
     if isinstance(source, Image.Image):
         _check_size(source, "image", MAX_PIXELS)
         return source
-    name = "upload" if isinstance(source, bytes) else str(source)
+    name = name or ("upload" if isinstance(source, bytes) else str(source))
     data = source if isinstance(source, bytes) else _read_file(Path(source))
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"{name}: larger than {MAX_FILE_BYTES} bytes")
@@ -118,6 +121,6 @@ def quantize(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.clip(np.rint(x), -128, 127).astype(np.int8)
 
 
-def preprocess(source, spec: InputSpec) -> np.ndarray:
-    """One image (path, bytes or PIL) -> (C, H, W) int8 input codes."""
-    return quantize(to_pixels(open_image(source, min_side=spec.resize), spec), spec)
+def preprocess(source, spec: InputSpec, name: str | None = None) -> np.ndarray:
+    """One image (path, bytes or PIL) -> (C, H, W) int8 input codes; ``name`` labels errors."""
+    return quantize(to_pixels(open_image(source, spec.resize, name), spec), spec)

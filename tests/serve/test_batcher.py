@@ -1,0 +1,98 @@
+"""Dynamic batching: shared batches, answers bit-identical to running each image alone."""
+
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ternpynq.runtime.classifier import Classifier
+from ternpynq.runtime.network import Network
+from ternpynq.runtime.preprocess import preprocess
+from ternpynq.serve import create_app
+from ternpynq.serve.batcher import Batcher
+
+
+def png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def codes_for(bundle, seeds) -> np.ndarray:
+    return np.stack([preprocess(png(s), bundle.input) for s in seeds])  # (N, C, H, W)
+
+
+def test_concurrent_submissions_share_batches_and_match_single_runs(resnet20_bundle):
+    net = Network(resnet20_bundle)
+    codes = codes_for(resnet20_bundle, range(24))
+    alone = np.concatenate([net.run(codes[i : i + 1]) for i in range(len(codes))])
+    started = threading.Barrier(12)
+    batcher = Batcher(net.run, max_batch=8, window_s=0.05)
+    got: dict[int, np.ndarray] = {}
+
+    def client(i: int) -> None:
+        started.wait()
+        got[i] = batcher.submit(codes[2 * i : 2 * i + 2])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    batcher.close()
+    assert np.array_equal(np.concatenate([got[i] for i in range(12)]), alone)
+    assert batcher.batches < 12  # requests really were gathered together
+
+
+def test_images_of_one_request_form_one_batch(resnet20_bundle):
+    net = Network(resnet20_bundle)
+    codes = codes_for(resnet20_bundle, range(16))
+    batcher = Batcher(net.run, max_batch=16, window_s=0.01)
+    out = batcher.submit(codes)
+    batcher.close()
+    assert batcher.batches == 1
+    assert np.array_equal(out, np.concatenate([net.run(c[None]) for c in codes]))
+
+
+def test_backend_errors_reach_every_waiting_request():
+    def broken(codes):
+        raise OSError("device lost")
+
+    batcher = Batcher(broken, max_batch=4, window_s=0.0)
+    with pytest.raises(OSError, match="device lost"):
+        batcher.submit(np.zeros((3, 1, 2, 2), np.int8))
+    batcher.close()
+    with pytest.raises(OSError, match="closed"):
+        batcher.submit(np.zeros((1, 1, 2, 2), np.int8))
+
+
+def test_http_answers_equal_classifying_alone(resnet20_path, resnet20_bundle):
+    app = create_app({"MODEL": str(resnet20_path), "MAX_BATCH": 8, "BATCH_WINDOW_MS": 20})
+    reference = Classifier(resnet20_bundle, backend="emu")
+    expect = {s: reference.classify([png(s)], top=10)[0] for s in range(8)}
+    started = threading.Barrier(8)
+    replies: dict[int, list] = {}
+
+    def client(seed: int) -> None:
+        started.wait()
+        reply = app.test_client().post(
+            "/v1/classify?top=10", data=png(seed), content_type="image/png"
+        )
+        replies[seed] = reply.get_json()["results"][0]["top"]
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for seed, preds in expect.items():
+        assert replies[seed] == [vars(p) for p in preds]  # labels and probabilities, exactly
+    many = app.test_client().post(
+        "/v1/classify?top=10", data={"image": [(io.BytesIO(png(s)), f"{s}.png") for s in range(8)]}
+    )
+    assert [r["top"] for r in many.get_json()["results"]] == [
+        [vars(p) for p in expect[s]] for s in range(8)
+    ]
