@@ -67,4 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, not this __main__ copy: otherwise the CommandError that
+    # subcommands import from ternpynq.cli is a different class from the one caught here
+    from ternpynq.cli import main as package_main
+
+    sys.exit(package_main())
