@@ -1,10 +1,17 @@
 """Dynamic batching: images from concurrent requests share one backend call.
 
-Request threads put single images on a queue and wait. One worker thread, the only caller of
-the backend in the process, takes the first waiting image, gathers more until the batch is
-full or a short window has passed since the first one arrived, runs them as one batch and
-hands each row back to its request. The backends are exact integer networks, so a row of a
-batch is bit-identical to the same image run alone (tests/serve/test_batcher.py asserts it).
+Request threads put their images on a queue (one entry per request, split at the maximum
+batch) and wait. One worker thread, the only caller of the backend in the process, takes the
+first entry, gathers more until the batch is full or a short window has passed, runs them as
+one batch and hands each request its rows. The backends are exact integer networks, so a row
+of a batch is bit-identical to the same image run alone (tests/serve/test_batcher.py).
+
+The window adapts to the load. While requests come one at a time it is the configured few
+milliseconds. Once batches have held several requests, clients answered together come back
+together but spread out in time, so the window stretches to a fraction (``wait_fraction``) of
+the last backend call, at most ``MAX_WINDOW_S``: waiting costs at most that fraction of
+throughput, where splitting a batch costs a whole extra backend call. Gathering stops early
+once as many requests have arrived as were recently in play (in a batch or queued behind it).
 """
 
 from __future__ import annotations
@@ -12,30 +19,37 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent import futures as cf
 
 import numpy as np
 
 RESULT_TIMEOUT_S = 120.0  # a backend stuck this long is reported as unavailable (503)
+MAX_WINDOW_S = 0.5
 
 
 class Batcher:
-    """Run ``run`` on batches of at most ``max_batch`` images gathered within ``window_s``."""
+    """Run ``run`` on batches of at most ``max_batch`` images from concurrent ``submit`` calls."""
 
     def __init__(
         self,
         run: Callable[[np.ndarray], np.ndarray],
         max_batch: int = 16,
         window_s: float = 0.002,
+        wait_fraction: float = 0.5,
     ) -> None:
-        if max_batch < 1 or not 0 <= window_s <= 1:
-            raise ValueError("max_batch must be >= 1 and the window 0 to 1 s")
+        if max_batch < 1 or not 0 <= window_s <= 1 or not 0 <= wait_fraction <= 1:
+            raise ValueError("need max_batch >= 1, a window of 0 to 1 s and a fraction of 0 to 1")
         self.run = run
         self.max_batch = max_batch
         self.window_s = window_s
-        self.batches = 0  # how many backend calls were made (for tests and monitoring)
+        self.wait_fraction = wait_fraction
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # images per backend call, recent
+        self._requests: deque[int] = deque(maxlen=8)  # requests in play per call, recent
+        self._last_run_s = 0.0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._held = None  # an entry that did not fit the previous batch
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name="ternpynq-batcher", daemon=True)
         self._worker.start()
@@ -44,18 +58,18 @@ class Batcher:
         """(N, C, H, W) input codes -> (N, K) outputs, run within shared batches."""
         if self._closed:
             raise OSError("the batcher is closed")
-        futures = []
-        for image in codes:
+        pending = []
+        for start in range(0, len(codes), self.max_batch):
             future: cf.Future = cf.Future()
-            self._queue.put((image, future))
-            futures.append(future)
+            self._queue.put((codes[start : start + self.max_batch], future))
+            pending.append(future)
         try:
-            rows = [f.result(timeout=RESULT_TIMEOUT_S) for f in futures]
+            parts = [f.result(timeout=RESULT_TIMEOUT_S) for f in pending]
         except cf.TimeoutError:  # not the built-in TimeoutError before Python 3.11
             raise TimeoutError(
                 f"the backend did not answer within {RESULT_TIMEOUT_S:.0f} s"
             ) from None
-        return np.stack(rows)
+        return np.concatenate(parts)
 
     def close(self) -> None:
         """Stop the worker after the images already queued have run."""
@@ -64,33 +78,53 @@ class Batcher:
             self._queue.put(None)
             self._worker.join(timeout=RESULT_TIMEOUT_S)
 
+    def _window(self) -> tuple[float, int]:
+        """How long to gather, and after how many requests to stop early."""
+        expected = max(self._requests, default=1)
+        if expected <= 1:
+            return self.window_s, 1
+        stretched = min(MAX_WINDOW_S, self.wait_fraction * self._last_run_s)
+        return max(self.window_s, stretched), expected
+
     def _gather(self) -> list | None:
-        """Block for one image, then take more until the batch is full or the window closes."""
-        first = self._queue.get()
+        """Block for one entry, then take more until the batch is full or the window closes."""
+        first, self._held = (self._held, None) if self._held else (self._queue.get(), None)
         if first is None:
             return None
-        batch = [first]
-        deadline = time.monotonic() + self.window_s
-        while len(batch) < self.max_batch:
+        batch, size = [first], len(first[0])
+        window, expected = self._window()
+        deadline = time.monotonic() + window
+        while size < self.max_batch and not (expected > 1 and len(batch) >= expected):
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if item is None:  # close() was called: finish this batch, then stop
+            if entry is None:  # close() was called: finish this batch, then stop
                 self._queue.put(None)
                 break
-            batch.append(item)
+            if size + len(entry[0]) > self.max_batch:
+                self._held = entry  # starts the next batch
+                break
+            batch.append(entry)
+            size += len(entry[0])
         return batch
 
     def _loop(self) -> None:
         while (batch := self._gather()) is not None:
-            codes = np.stack([image for image, _ in batch])  # (B, C, H, W)
+            # how many requests are in play: this batch and those already queued behind it
+            waiting = len(batch) + self._queue.qsize() + (self._held is not None)
+            codes = np.concatenate([chunk for chunk, _ in batch])  # (B, C, H, W)
+            start = time.perf_counter()
             try:
                 out = self.run(codes)
             except BaseException as exc:  # every waiting request gets the backend's error
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
-            self.batches += 1
-            for (_, future), row in zip(batch, out, strict=True):
-                future.set_result(row)
+            self._last_run_s = time.perf_counter() - start
+            self._requests.append(waiting)
+            self.batch_sizes.append(len(codes))
+            row = 0
+            for chunk, future in batch:
+                future.set_result(out[row : row + len(chunk)])
+                row += len(chunk)
