@@ -142,7 +142,7 @@ def main() -> int:
     proc = start_server(args, port)
     rows = []
     try:
-        load_run(port, 4, 1, 1.0, images)  # warm the server
+        load_run(port, 1, 1, 1.0, images)  # warm the server
         for clients, per_request in cases:
             batch = min(clients * per_request, args.max_batch)
             # alternate the two, so a change in the machine's load hits both alike
@@ -168,7 +168,7 @@ def main() -> int:
         clf.close()
     print(
         f"\nbackend {args.backend}, window {args.window_ms} ms, max batch {args.max_batch}, "
-        f"{args.seconds} s per measurement, {len(images)} sample PNGs"
+        f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs"
     )
     print(
         "| clients × images | in-process batch | server img/s | in-process img/s | ratio | "

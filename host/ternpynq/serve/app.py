@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hmac
+import os
 import re
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from ternpynq.bundle.stats import model_stats
 from ternpynq.runtime.classifier import Classifier
 from ternpynq.runtime.preprocess import preprocess
 from ternpynq.serve.batcher import Batcher
+from ternpynq.serve.commands import TOKEN_ENV
 from ternpynq.serve.openapi import spec
 from ternpynq.serve.page import UPLOAD_PAGE
 
@@ -38,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes), DEFAULT_TOP,
     MAX_BATCH and BATCH_WINDOW_MS (dynamic batching), TOKEN (a bearer token every endpoint
-    but / and /healthz then requires; None for none).
+    but / and /healthz then requires; default $TERNPYNQ_TOKEN, else none).
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -48,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         DEFAULT_TOP=5,
         MAX_BATCH=16,
         BATCH_WINDOW_MS=2.0,
-        TOKEN=None,
+        TOKEN=os.environ.get(TOKEN_ENV) or None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)

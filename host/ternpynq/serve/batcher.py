@@ -46,7 +46,7 @@ class Batcher:
         self.window_s = window_s
         self.wait_fraction = wait_fraction
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # images per backend call, recent
-        self._requests: deque[int] = deque(maxlen=8)  # requests in play per call, recent
+        self._requests: deque[int] = deque(maxlen=4)  # requests in play per call, recent
         self._last_run_s = 0.0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._held = None  # an entry that did not fit the previous batch

@@ -14,7 +14,7 @@ from pathlib import Path
 import ternpynq
 from ternpynq.runtime import backends
 
-TOKEN_ENV = "TERNPYNQ_TOKEN"
+TOKEN_ENV = "TERNPYNQ_TOKEN"  # also read by create_app, so gunicorn workers see it too
 
 
 def register(sub: argparse._SubParsersAction) -> None:
