@@ -8,13 +8,17 @@ images per request, capped at the server's maximum batch. The two alternate for 
 in one invocation, so a change in the machine's load hits both alike; the absolute figures
 depend on the machine and its load.
 
-    .venv/bin/python benchmarks/serve_load.py --seconds 5 --rounds 2
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/serve_load.py --seconds 5 --rounds 2
+
+On a shared or busy machine set OPENBLAS_NUM_THREADS=1 (inherited by the server): numpy's
+threaded BLAS under oversubscription made ``emu`` 10-20x slower in our runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -168,7 +172,8 @@ def main() -> int:
         clf.close()
     print(
         f"\nbackend {args.backend}, window {args.window_ms} ms, max batch {args.max_batch}, "
-        f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs"
+        f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     print(
         "| clients × images | in-process batch | server img/s | in-process img/s | ratio | "
