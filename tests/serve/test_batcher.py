@@ -2,6 +2,7 @@
 
 import io
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -108,3 +109,27 @@ def test_large_requests_are_split_and_reassembled_in_order():
     batcher.close()
     assert np.array_equal(out[:, 0], np.arange(10))
     assert list(batcher.batch_sizes) == [4, 4, 2]
+
+
+def test_window_stretches_for_clients_that_return_spread_out():
+    def slow(codes):  # a backend whose cost does not depend on the batch size
+        time.sleep(0.3)
+        return codes.reshape(len(codes), -1)[:, :1]
+
+    batcher = Batcher(slow, max_batch=16, window_s=0.001)
+    start = threading.Barrier(4)
+
+    def client(k: int) -> None:
+        start.wait()
+        for _ in range(6):
+            batcher.submit(np.full((1, 1, 1, 1), k, np.int8))
+            time.sleep(0.02 * k)  # answered together, back 0-60 ms apart
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    batcher.close()
+    # a fixed 1 ms window would split every round into 1 + 3; the stretched one keeps 4
+    assert list(batcher.batch_sizes)[-3:] == [4, 4, 4], list(batcher.batch_sizes)
