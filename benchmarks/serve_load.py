@@ -60,6 +60,7 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(args.model)]
     cmd += ["--backend", args.backend, "--port", str(port), "--max-batch", str(args.max_batch)]
     cmd += ["--batch-window-ms", str(args.window_ms), "--threads", "32"]
+    cmd += ["--fixed-window"] if args.fixed_window else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -135,6 +136,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternations per case")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--window-ms", type=float, default=2.0)
+    parser.add_argument("--fixed-window", action="store_true", help="no adaptive stretching")
     parser.add_argument(
         "--cases", default="1x1,4x1,16x1,1x16", help="clients x images per request, comma-separated"
     )
@@ -171,7 +173,8 @@ def main() -> int:
         proc.wait(timeout=30)
         clf.close()
     print(
-        f"\nbackend {args.backend}, window {args.window_ms} ms, max batch {args.max_batch}, "
+        f"\nbackend {args.backend}, window {args.window_ms} ms "
+        f"({'fixed' if args.fixed_window else 'adaptive'}), max batch {args.max_batch}, "
         f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )

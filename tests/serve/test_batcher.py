@@ -133,3 +133,19 @@ def test_window_stretches_for_clients_that_return_spread_out():
     batcher.close()
     # a fixed 1 ms window would split every round into 1 + 3; the stretched one keeps 4
     assert list(batcher.batch_sizes)[-3:] == [4, 4, 4], list(batcher.batch_sizes)
+
+
+@pytest.mark.parametrize(
+    ("per_call", "per_image", "low", "high"), [(0.2, 0.0, 0.15, 0.3), (0.0, 0.04, 0.03, 0.08)]
+)
+def test_split_cost_is_the_cheapest_recent_call(per_call, per_image, low, high):
+    def run(codes):
+        time.sleep(per_call + per_image * len(codes))
+        return codes.reshape(len(codes), -1)[:, :1]
+
+    batcher = Batcher(run, max_batch=16, window_s=0.0)
+    assert batcher.split_cost() == 0.0  # no evidence yet: the window stays short
+    for n in (8, 4, 1):
+        batcher.submit(np.zeros((n, 1, 1, 1), np.int8))
+    batcher.close()
+    assert low <= batcher.split_cost() <= high

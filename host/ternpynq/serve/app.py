@@ -39,8 +39,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app.
 
     Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes), DEFAULT_TOP,
-    MAX_BATCH and BATCH_WINDOW_MS (dynamic batching), TOKEN (a bearer token every endpoint
-    but / and /healthz then requires; default $TERNPYNQ_TOKEN, else none).
+    MAX_BATCH, BATCH_WINDOW_MS and BATCH_ADAPTIVE (dynamic batching), TOKEN (a bearer
+    token every endpoint but / and /healthz then requires; default $TERNPYNQ_TOKEN, else none).
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         DEFAULT_TOP=5,
         MAX_BATCH=16,
         BATCH_WINDOW_MS=2.0,
+        BATCH_ADAPTIVE=True,
         TOKEN=os.environ.get(TOKEN_ENV) or None,
     )
     if test_config is not None:
@@ -62,7 +63,10 @@ def create_app(test_config: dict | None = None) -> Flask:
             if "clf" not in state:
                 clf = Classifier(load(Path(app.config["MODEL"])), backend=app.config["BACKEND"])
                 batcher = Batcher(
-                    clf.logits, app.config["MAX_BATCH"], app.config["BATCH_WINDOW_MS"] / 1000
+                    clf.logits,
+                    app.config["MAX_BATCH"],
+                    app.config["BATCH_WINDOW_MS"] / 1000,
+                    app.config["BATCH_ADAPTIVE"],
                 )
                 state.update(clf=clf, batcher=batcher)
                 atexit.register(clf.close)

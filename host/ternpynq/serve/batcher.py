@@ -8,9 +8,12 @@ of a batch is bit-identical to the same image run alone (tests/serve/test_batche
 
 The window adapts to the load. While requests come one at a time it is the configured few
 milliseconds. Once batches have held several requests, clients answered together come back
-together but spread out in time, so the window stretches to a fraction (``wait_fraction``) of
-the last backend call, at most ``MAX_WINDOW_S``: waiting costs at most that fraction of
-throughput, where splitting a batch costs a whole extra backend call. Gathering stops early
+together but spread out in time, and a window that closes too early splits off the late ones
+into an extra backend call. So the window stretches to what such a call recently cost: the
+cheapest backend call among the recent ones (at most ``MAX_WINDOW_S``). Waiting that long
+costs no more than the split it avoids. A backend whose small batches are cheap (time grows
+with the images, with little fixed cost) keeps a short window; one with a large fixed cost
+per call (the board's driver, an overhead-bound emulator) waits longer. Gathering stops early
 once as many requests have arrived as were recently in play (in a batch or queued behind it).
 """
 
@@ -37,17 +40,17 @@ class Batcher:
         run: Callable[[np.ndarray], np.ndarray],
         max_batch: int = 16,
         window_s: float = 0.002,
-        wait_fraction: float = 0.5,
+        adaptive: bool = True,
     ) -> None:
-        if max_batch < 1 or not 0 <= window_s <= 1 or not 0 <= wait_fraction <= 1:
-            raise ValueError("need max_batch >= 1, a window of 0 to 1 s and a fraction of 0 to 1")
+        if max_batch < 1 or not 0 <= window_s <= 1:
+            raise ValueError("need max_batch >= 1 and a window of 0 to 1 s")
         self.run = run
         self.max_batch = max_batch
         self.window_s = window_s
-        self.wait_fraction = wait_fraction
+        self.adaptive = adaptive
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # images per backend call, recent
         self._requests: deque[int] = deque(maxlen=4)  # requests in play per call, recent
-        self._last_run_s = 0.0
+        self._timings: deque[tuple[int, float]] = deque(maxlen=64)  # (images, seconds)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._held = None  # an entry that did not fit the previous batch
         self._closed = False
@@ -81,10 +84,13 @@ class Batcher:
     def _window(self) -> tuple[float, int]:
         """How long to gather, and after how many requests to stop early."""
         expected = max(self._requests, default=1)
-        if expected <= 1:
-            return self.window_s, 1
-        stretched = min(MAX_WINDOW_S, self.wait_fraction * self._last_run_s)
-        return max(self.window_s, stretched), expected
+        if expected <= 1 or not self.adaptive:
+            return self.window_s, expected
+        return max(self.window_s, min(MAX_WINDOW_S, self.split_cost())), expected
+
+    def split_cost(self) -> float:
+        """Seconds of the cheapest recent backend call: what splitting off a straggler costs."""
+        return min((seconds for _, seconds in self._timings), default=0.0)
 
     def _gather(self) -> list | None:
         """Block for one entry, then take more until the batch is full or the window closes."""
@@ -121,7 +127,7 @@ class Batcher:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
-            self._last_run_s = time.perf_counter() - start
+            self._timings.append((len(codes), time.perf_counter() - start))
             self._requests.append(waiting)
             self.batch_sizes.append(len(codes))
             row = 0

@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=2.0,
         help="how long the first image of a batch waits for others (2 ms)",
     )
+    p.add_argument(
+        "--fixed-window",
+        action="store_true",
+        help="never stretch the batching window under load (docs/serving.md)",
+    )
     p.add_argument("--connection-limit", type=_positive, default=256)
     p.add_argument(
         "--channel-timeout",
@@ -97,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             "TOKEN": token,
             "MAX_BATCH": args.max_batch,
             "BATCH_WINDOW_MS": args.batch_window_ms,
+            "BATCH_ADAPTIVE": not args.fixed_window,
         }
     )
     # load the model and open the backend now: a bad model fails here, as one line
