@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port, 0 for any free one")
     p.add_argument(
-        "--token", help=f"bearer token required on every endpoint but /healthz (or ${TOKEN_ENV})"
+        "--token",
+        help=f"bearer token required on every endpoint but /healthz and / (or ${TOKEN_ENV})",
     )
     p.add_argument(
         "--threads", type=_positive, default=16, help="request threads; at least the clients"
