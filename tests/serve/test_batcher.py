@@ -22,6 +22,15 @@ def png(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def run_clients(client, count: int) -> None:
+    """Run client(0) .. client(count - 1) in threads at once and wait for all of them."""
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+
 def codes_for(bundle, seeds) -> np.ndarray:
     return np.stack([preprocess(png(s), bundle.input) for s in seeds])  # (N, C, H, W)
 
@@ -38,11 +47,7 @@ def test_concurrent_submissions_share_batches_and_match_single_runs(resnet20_bun
         started.wait()
         got[i] = batcher.submit(codes[2 * i : 2 * i + 2])
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    run_clients(client, 12)
     batcher.close()
     assert np.array_equal(np.concatenate([got[i] for i in range(12)]), alone)
     assert len(batcher.batch_sizes) < 12  # requests really were gathered together
@@ -84,11 +89,7 @@ def test_http_answers_equal_classifying_alone(resnet20_path, resnet20_bundle):
         )
         replies[seed] = reply.get_json()["results"][0]["top"]
 
-    threads = [threading.Thread(target=client, args=(s,)) for s in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    run_clients(client, 8)
     for seed, preds in expect.items():
         assert replies[seed] == [vars(p) for p in preds]  # labels and probabilities, exactly
     many = app.test_client().post(
@@ -125,11 +126,7 @@ def test_window_stretches_for_clients_that_return_spread_out():
             batcher.submit(np.full((1, 1, 1, 1), k, np.int8))
             time.sleep(0.015 * k)  # answered together, back 0-45 ms apart
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    run_clients(client, 4)
     batcher.close()
     # a fixed 1 ms window would split every round into 1 + 3; the stretched one keeps 4
     assert list(batcher.batch_sizes)[-3:] == [4, 4, 4], list(batcher.batch_sizes)
