@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # Modules that add subcommands; a module whose optional dependency is missing is skipped so
 # the runtime CLI keeps working with numpy and pillow alone.
@@ -46,9 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"ternpynq: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ternpynq.bundle.errors import BundleError
 
+    warnings.showwarning = _one_line_warning  # e.g. "re-save this old bundle", as one line
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -62,4 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, not this __main__ copy: otherwise the CommandError that
+    # subcommands import from ternpynq.cli is a different class from the one caught here
+    from ternpynq.cli import main as package_main
+
+    sys.exit(package_main())

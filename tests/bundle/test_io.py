@@ -9,7 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ternpynq.bundle import AccumulatorBoundError, BundleError, from_bytes, load, save, to_bytes
+from ternpynq.bundle import (
+    AccumulatorBoundError,
+    BundleError,
+    from_bytes,
+    load,
+    safetensors_io,
+    save,
+    to_bytes,
+)
+from ternpynq.bundle.errors import BundleWarning
+from ternpynq.bundle.io import checksum
 from ternpynq.runtime.synthetic import random_bundle
 
 
@@ -19,8 +29,16 @@ def _split(blob: bytes) -> tuple[dict, bytes, dict]:
     return header, blob[8 + n :], json.loads(header["__metadata__"]["ternpynq"])
 
 
-def _join(header: dict, data: bytes, meta: dict) -> bytes:
-    header = dict(header, __metadata__={"ternpynq": json.dumps(meta)})
+def _join(header: dict, data: bytes, meta: dict | str, seal: bool = True) -> bytes:
+    """Rebuild a bundle from its parts; ``seal`` stores a valid checksum for the new metadata."""
+    text = meta if isinstance(meta, str) else json.dumps(meta)
+    metadata = {"ternpynq": text}
+    if seal:
+        tensor_header = {k: v for k, v in header.items() if k != "__metadata__"}
+        head = json.dumps(tensor_header).encode()
+        tensors, _ = safetensors_io.loads(struct.pack("<Q", len(head)) + head + data)
+        metadata["sha256"] = checksum(text, tensors)
+    header = dict(header, __metadata__=metadata)
     head = json.dumps(header).encode()
     return struct.pack("<Q", len(head)) + head + data
 
@@ -54,7 +72,7 @@ def _mutated(bundle, edit) -> bytes:
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda m: m.update(version=2), "version"),
+        (lambda m: m.update(version=3), "version"),
         (lambda m: m.update(format="onnx"), "format"),
         (lambda m: m.pop("labels"), "labels"),
         (lambda m: m.update(labels=["a"]), "labels"),
@@ -161,3 +179,81 @@ def test_fuzzed_fields_raise_only_bundle_error(tiny_bundle, data):
             parent[key] = data.draw(JSON_VALUES)
     with contextlib.suppress(BundleError):
         from_bytes(_join(header, blob, meta))
+
+
+def test_every_single_byte_change_to_the_tensor_data_is_refused(tiny_bundle):
+    blob = to_bytes(tiny_bundle)
+    (n,) = struct.unpack("<Q", blob[:8])
+    rng = np.random.default_rng(0)
+    for i in range(8 + n, len(blob)):
+        bad = bytearray(blob)
+        bad[i] ^= int(rng.integers(1, 256))
+        with pytest.raises(BundleError, match="sha256|tensors|container"):
+            from_bytes(bytes(bad))
+
+
+def test_a_changed_metadata_value_fails_the_checksum(tiny_bundle):
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    meta["input"]["scale"] *= 1.0000001  # a plausible value that no field check would catch
+    with pytest.raises(BundleError) as info:
+        from_bytes(_unsealed(header, data, meta))
+    assert info.value.field == "container.__metadata__.sha256"
+
+
+def _unsealed(header: dict, data: bytes, meta: dict) -> bytes:
+    """The metadata changed but the old checksum kept, as a bit flip or a hand edit leaves it."""
+    old = header["__metadata__"]["sha256"]
+    blob = _join(header, data, meta, seal=False)
+    hdr, body, _ = _split(blob)
+    hdr["__metadata__"]["sha256"] = old
+    head = json.dumps(hdr).encode()
+    return struct.pack("<Q", len(head)) + head + body
+
+
+def test_version_1_without_checksum_loads_with_one_warning(tiny_bundle):
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    meta["version"] = 1
+    with pytest.warns(BundleWarning, match="no checksum") as record:
+        back = from_bytes(_join(header, data, meta, seal=False))
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    assert np.array_equal(back.layers[0].weight, tiny_bundle.layers[0].weight)
+
+
+def test_version_2_without_checksum_is_refused(tiny_bundle):
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    with pytest.raises(BundleError, match="sha256: missing"):
+        from_bytes(_join(header, data, meta, seal=False))
+
+
+def test_deeply_nested_json_is_a_bundle_error(tiny_bundle):
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    meta["extra"] = {"deep": "HERE"}
+    text = json.dumps(meta).replace('"HERE"', "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BundleError, match="metadata: JSON nested deeper"):
+        from_bytes(_join(header, data, text))
+    head = ("[" * 100_000 + "]" * 100_000).encode()
+    with pytest.raises(BundleError, match="container: JSON nested deeper"):
+        from_bytes(struct.pack("<Q", len(head)) + head)
+
+
+@pytest.mark.parametrize("digits", [30, 5000])
+def test_huge_integers_are_bundle_errors(tiny_bundle, digits):
+    huge = "9" * digits
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["shape"] = "HERE"
+    blob = _join(header, data, meta, seal=False)  # the container fails before the checksum
+    blob = blob.replace(b'"HERE"', f"[{huge}, 1]".encode())
+    (n,) = struct.unpack("<Q", blob[:8])
+    blob = struct.pack("<Q", n + len(huge) + 3) + blob[8:]  # the header grew
+    with pytest.raises(BundleError, match="shape|container"):
+        from_bytes(blob)
+    meta["input"]["scale"] = "HERE"
+    text = json.dumps(meta).replace('"HERE"', huge)
+    with pytest.raises(BundleError, match="input.scale|metadata"):
+        from_bytes(_join(*_split(to_bytes(tiny_bundle))[:2], text))
+
+
+def test_only_regular_files_are_read(tmp_path):
+    with pytest.raises(BundleError, match="not a regular file"):
+        load("/dev/zero")

@@ -6,7 +6,15 @@ from PIL import Image
 
 from ternpynq.bundle.schema import InputSpec
 from ternpynq.runtime.classifier import Classifier, softmax
-from ternpynq.runtime.preprocess import MAX_PIXELS, open_image, preprocess, quantize, to_pixels
+from ternpynq.runtime.preprocess import (
+    FORMATS,
+    MAX_ASPECT,
+    MAX_PIXELS,
+    open_image,
+    preprocess,
+    quantize,
+    to_pixels,
+)
 
 SPEC = InputSpec(size=(4, 4), channels=1, mean=(0.5,), std=(0.25,), resize=4, scale=1 / 32)
 
@@ -83,3 +91,39 @@ def test_classifier_ranks_by_the_backend_logits(tiny_bundle):
 def test_unknown_backend_is_named(tiny_bundle):
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         Classifier(tiny_bundle, backend="gpu")
+
+
+def test_thin_images_are_refused_before_decoding():
+    for size in ((1_000_000, 1), (1, 5000), (MAX_ASPECT * 10 + 1, 10)):
+        with pytest.raises(ValueError, match="aspect"):
+            open_image(_png(Image.new("L", size)))
+    with pytest.raises(ValueError, match="aspect"):  # a PIL image handed over directly
+        to_pixels(Image.new("L", (4000, 10)), SPEC)
+    assert preprocess(_png(Image.new("L", (MAX_ASPECT * 10, 10))), SPEC).shape == (1, 4, 4)
+
+
+def test_only_listed_formats_are_opened():
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    with pytest.raises(ValueError, match="not a readable image"):
+        open_image(eps)
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PDF")
+    with pytest.raises(ValueError, match="not a readable image"):
+        open_image(buf.getvalue())
+    for fmt in FORMATS:
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, format=fmt)
+        assert open_image(buf.getvalue()).size == (8, 8)
+
+
+def test_large_jpeg_is_decoded_reduced():
+    buf = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (90, 120, 150)).save(buf, format="JPEG")
+    image = open_image(buf.getvalue(), min_side=256)
+    assert min(image.size) >= 256 and image.size[0] <= 1000  # decoded at 1/4 or 1/8 scale
+    assert open_image(buf.getvalue()).size == (4000, 3000)
+
+
+def test_non_regular_files_are_refused():
+    with pytest.raises(ValueError, match="not a regular file"):
+        open_image("/dev/zero")

@@ -77,11 +77,55 @@ def test_unknown_route_and_method_are_json(client):
     assert client.get("/v1/classify").status_code == 405
 
 
-def test_corrupt_model_is_503_not_a_traceback(tmp_path):
+def test_corrupt_or_missing_model_is_503_without_server_paths(tmp_path, caplog):
     bad = tmp_path / "bad.tpq"
     bad.write_bytes(b"\x00" * 64)
-    reply = create_app({"MODEL": str(bad)}).test_client().get("/v1/model")
-    assert reply.status_code == 503 and "container" in reply.get_json()["detail"]
+    for model in (bad, tmp_path / "missing.tpq"):
+        reply = create_app({"MODEL": str(model)}).test_client().get("/v1/model")
+        assert reply.status_code == 503
+        assert reply.get_json()["detail"] == "model or device unavailable"
+        assert str(tmp_path) not in reply.get_data(as_text=True)
+    assert "container" in caplog.text  # the details are in the server's log
+
+
+def test_top_must_be_an_integer(client):
+    for top in ("abc", "1.5", "-1", "1001", ""):
+        reply = client.post(f"/v1/classify?top={top}", data=png(), content_type="image/png")
+        assert reply.status_code == 400 and "top" in reply.get_json()["detail"], top
+
+
+def test_405_keeps_the_allow_header(client):
+    reply = client.get("/v1/classify")
+    assert reply.status_code == 405 and reply.is_json
+    assert set(reply.headers["Allow"].split(", ")) >= {"POST"}
+
+
+def test_image_field_is_required_in_the_spec(client):
+    body = client.get("/openapi.json").get_json()["paths"]["/v1/classify"]["post"]
+    multipart = body["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert multipart["required"] == ["image"]
+
+
+def test_token_guards_every_endpoint_but_health_and_page(resnet20_path):
+    app = create_app({"MODEL": str(resnet20_path), "TOKEN": "s3cret"})
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/").status_code == 200 and b'id="token"' in client.get("/").data
+    for auth in (None, "Bearer wrong", "s3cret", "Bearer s3cret "):
+        headers = {"Authorization": auth} if auth else {}
+        for path in ("/v1/model", "/openapi.json"):
+            reply = client.get(path, headers=headers)
+            assert reply.status_code == 401 and reply.is_json, (path, auth)
+            assert reply.headers["WWW-Authenticate"].lower().startswith("bearer")
+        reply = client.post("/v1/classify", data=png(), content_type="image/png", headers=headers)
+        assert reply.status_code == 401
+    good = {"Authorization": "Bearer s3cret"}
+    assert client.get("/v1/model", headers=good).status_code == 200
+    reply = client.post("/v1/classify", data=png(), content_type="image/png", headers=good)
+    assert reply.status_code == 200
+    spec = client.get("/openapi.json", headers=good).get_json()
+    assert spec["security"] == [{"bearer": []}]
+    validate(spec)
 
 
 def test_model_page_and_openapi(client, resnet20_bundle):

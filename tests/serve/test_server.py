@@ -2,39 +2,13 @@
 
 import io
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
-import urllib.request
 
 import numpy as np
 from PIL import Image
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(url: str, data: bytes | None = None, timeout: float = 30) -> bytes:
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "image/png"})
-    with urllib.request.urlopen(request, timeout=timeout) as reply:
-        return reply.read()
-
-
-def wait_until_listening(proc: subprocess.Popen, base: str, limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            fetch(f"{base}/healthz", timeout=2)
-            return
-        except (urllib.error.URLError, ConnectionError):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, f"server did not start within {limit} s"
-            time.sleep(0.2)
+from serve_harness import fetch, free_port, wait_until_listening
 
 
 def test_server_answers_over_http(resnet20_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ternpynq.bundle.errors import BundleError
+from ternpynq.bundle.errors import BundleError, show
 
 
 class Fields:
@@ -33,22 +33,26 @@ class Fields:
         value = self._get(key, default)
         if type(value) is not int or not lo <= value <= hi:
             raise BundleError(
-                self._name(key), f"expected an integer in [{lo}, {hi}], got {value!r}"
+                self._name(key), f"expected an integer in [{lo}, {hi}], got {show(value)}"
             )
         return value
 
     def float(self, key: str, positive: bool = False, default: Any = ...) -> float:
         value = self._get(key, default)
-        if type(value) not in (int, float) or not math.isfinite(value) or (positive and value <= 0):
+        # an integer beyond 2^53 is refused before math.isfinite, whose float() would overflow
+        finite = (type(value) is int and abs(value) <= 2**53) or (
+            type(value) is float and math.isfinite(value)
+        )
+        if not finite or (positive and value <= 0):
             kind = "a positive finite number" if positive else "a finite number"
-            raise BundleError(self._name(key), f"expected {kind}, got {value!r}")
+            raise BundleError(self._name(key), f"expected {kind}, got {show(value)}")
         return float(value)
 
     def str(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
         value = self._get(key, default)
         if not isinstance(value, str) or not value or (choices and value not in choices):
             expected = f"one of {', '.join(choices)}" if choices else "a non-empty string"
-            raise BundleError(self._name(key), f"expected {expected}, got {value!r}")
+            raise BundleError(self._name(key), f"expected {expected}, got {show(value)}")
         return value
 
     def optional_str(self, key: str) -> str | None:
@@ -58,13 +62,15 @@ class Fields:
         value = self._get(key, default)
         if not isinstance(value, list) or (length is not None and len(value) != length):
             expected = f"a list of {length}" if length is not None else "a list"
-            raise BundleError(self._name(key), f"expected {expected}, got {value!r}")
+            raise BundleError(self._name(key), f"expected {expected}, got {show(value)}")
         return value
 
     def ints(self, key: str, lo: int, hi: int, length: int | None = None) -> tuple[int, ...]:
         items = self.list(key, length)
         if not items or not all(type(v) is int and lo <= v <= hi for v in items):
-            raise BundleError(self._name(key), f"expected integers in [{lo}, {hi}], got {items!r}")
+            raise BundleError(
+                self._name(key), f"expected integers in [{lo}, {hi}], got {show(items)}"
+            )
         return tuple(items)
 
     def floats(self, key: str, length: int, positive: bool = False) -> tuple[float, ...]:

@@ -7,15 +7,18 @@ and raises ``BundleError`` naming the field at fault. Nothing is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ternpynq.bundle import safetensors_io
-from ternpynq.bundle.errors import BundleError
+from ternpynq.bundle.errors import BundleError, BundleWarning
 from ternpynq.bundle.fields import Fields
 from ternpynq.bundle.packing import pack_mask, pack_trits, unpack_mask, unpack_trits
 from ternpynq.bundle.schema import (
@@ -33,7 +36,25 @@ from ternpynq.bundle.stats import model_stats
 from ternpynq.bundle.validate import check_graph
 
 META_KEY = "ternpynq"
+CHECKSUM_KEY = "sha256"
 MAX_BUNDLE_BYTES = 1 << 30
+FIRST_CHECKSUMMED_VERSION = 2
+
+
+def checksum(meta_json: str, tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of the metadata text and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    text = meta_json.encode("utf-8")
+    # every part is length-prefixed, so no two different bundles hash the same byte string
+    digest.update(len(text).to_bytes(8, "little") + text)
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        head = json.dumps([name, arr.dtype.str, list(arr.shape)]).encode()
+        data = arr.tobytes()
+        digest.update(len(head).to_bytes(8, "little") + head)
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
 
 
 def to_bytes(bundle: Bundle) -> bytes:
@@ -92,7 +113,8 @@ def to_bytes(bundle: Bundle) -> bytes:
         "stats": _summary(model_stats(bundle)),
         "extra": bundle.extra,
     }
-    return safetensors_io.dumps(tensors, {META_KEY: json.dumps(meta)})
+    text = json.dumps(meta)
+    return safetensors_io.dumps(tensors, {META_KEY: text, CHECKSUM_KEY: checksum(text, tensors)})
 
 
 def save(bundle: Bundle, path: str | os.PathLike) -> Path:
@@ -112,13 +134,21 @@ def save(bundle: Bundle, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> Bundle:
-    """Read and validate a bundle file; raises BundleError (or OSError if unreadable)."""
+    """Read and validate a bundle file; raises BundleError (or OSError if unreadable).
+
+    Only regular files are read, and never more than ``MAX_BUNDLE_BYTES``: a device such as
+    /dev/zero reports size 0 and would otherwise be read until memory runs out.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise BundleError("file", f"{path} is a directory, not a bundle")
-    if path.stat().st_size > MAX_BUNDLE_BYTES:
+    mode = path.stat().st_mode  # before opening: opening a FIFO would block
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise BundleError("file", f"{path} is {kind}, not a bundle")
+    with path.open("rb") as f:
+        blob = f.read(MAX_BUNDLE_BYTES + 1)
+    if len(blob) > MAX_BUNDLE_BYTES:
         raise BundleError("file", f"{path} is larger than {MAX_BUNDLE_BYTES} bytes")
-    return from_bytes(path.read_bytes())
+    return from_bytes(blob)
 
 
 def from_bytes(blob: bytes) -> Bundle:
@@ -126,20 +156,18 @@ def from_bytes(blob: bytes) -> Bundle:
     tensors, metadata = safetensors_io.loads(blob)
     if META_KEY not in metadata:
         raise BundleError("metadata", f"no {META_KEY!r} entry: not a ternpynq bundle")
-    try:
-        meta = json.loads(metadata[META_KEY])
-    except json.JSONDecodeError as exc:
-        raise BundleError("metadata", f"not valid JSON ({exc})") from None
+    meta = safetensors_io.parse_json(metadata[META_KEY], "metadata")
     root = Fields(meta, "")
     if root.str("format") != FORMAT_NAME:
         raise BundleError("format", f"expected {FORMAT_NAME!r}")
     version = root.int("version", 0, 1 << 30)
-    if version != FORMAT_VERSION:
+    if not 1 <= version <= FORMAT_VERSION:
         raise BundleError(
             "version",
             f"format version {version} is not supported "
-            f"(this ternpynq reads version {FORMAT_VERSION})",
+            f"(this ternpynq reads versions 1 to {FORMAT_VERSION})",
         )
+    _check_sum(metadata, tensors, version)
     labels = root.list("labels")
     if not labels or not all(isinstance(x, str) and x for x in labels):
         raise BundleError("labels", "expected a non-empty list of non-empty strings")
@@ -175,6 +203,26 @@ def from_bytes(blob: bytes) -> Bundle:
                 f"stored {stored.float(key)} but the weights give {bundle.stats[key]}",
             )
     return bundle
+
+
+def _check_sum(metadata: dict[str, str], tensors: dict, version: int) -> None:
+    """A changed bit anywhere in the metadata or the tensors is an error, never another model."""
+    stored = metadata.get(CHECKSUM_KEY)
+    if stored is None and version < FIRST_CHECKSUMMED_VERSION:
+        warnings.warn(
+            f"bundle format version {version} has no checksum, so corruption cannot be "
+            f"detected; re-save it with this ternpynq (load + save) to add one",
+            BundleWarning,
+            stacklevel=3,
+        )
+        return
+    if stored is None:
+        raise BundleError(f"container.__metadata__.{CHECKSUM_KEY}", "missing")
+    if stored != checksum(metadata[META_KEY], tensors):
+        raise BundleError(
+            f"container.__metadata__.{CHECKSUM_KEY}",
+            "does not match the metadata and tensors: the file is corrupt or was altered",
+        )
 
 
 def _summary(stats: dict) -> dict:

@@ -9,11 +9,13 @@ raw little-endian tensor bytes. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
 
 import numpy as np
 
-from ternpynq.bundle.errors import BundleError
+from ternpynq.bundle.errors import BundleError, show
 
 DTYPES = {
     "U8": np.uint8,
@@ -25,6 +27,26 @@ DTYPES = {
 }
 _NAMES = {np.dtype(v).newbyteorder("<"): k for k, v in DTYPES.items()}
 MAX_HEADER = 16 << 20  # a header this large is corrupt, not a model
+MAX_DEPTH = 32  # JSON nesting; ours is 4 deep, and deeper input would exhaust the parser's stack
+MAX_DIM = 1 << 40  # one tensor dimension; larger is corrupt (and would overflow int64 products)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def parse_json(text: str | bytes, field: str) -> object:
+    """``json.loads`` with a nesting limit, raising BundleError(field) on any fault."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        depth = peak = 0
+        for bracket in _BRACKETS.findall(_STRING.sub("", text)):
+            depth += 1 if bracket in "[{" else -1
+            peak = max(peak, depth)
+        if peak > MAX_DEPTH:
+            raise BundleError(field, f"JSON nested deeper than {MAX_DEPTH} levels")
+        return json.loads(text)
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer past Python's digit limit
+        raise BundleError(field, f"not valid JSON ({exc})") from None
 
 
 def dumps(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
@@ -56,10 +78,7 @@ def loads(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     (size,) = struct.unpack("<Q", blob[:8])
     if size > MAX_HEADER or 8 + size > len(blob):
         raise BundleError("container", f"header length {size} does not fit a {len(blob)}-byte file")
-    try:
-        header = json.loads(blob[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError("container", f"header is not valid JSON ({exc})") from None
+    header = parse_json(bytes(blob[8 : 8 + size]), "container")
     if not isinstance(header, dict):
         raise BundleError("container", "header is not a JSON object")
     metadata = header.pop("__metadata__", {})
@@ -82,18 +101,22 @@ def _tensor(name: str, info: object, data: memoryview) -> np.ndarray:
         raise BundleError(field, "needs exactly dtype, shape and data_offsets")
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
     if dtype not in DTYPES:
-        raise BundleError(field, f"unsupported dtype {dtype!r}")
-    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
-        raise BundleError(field, f"bad shape {shape!r}")
+        raise BundleError(field, f"unsupported dtype {show(dtype)}")
+    if not (
+        isinstance(shape, list)
+        and len(shape) <= 8
+        and all(type(d) is int and 0 <= d <= MAX_DIM for d in shape)
+    ):
+        raise BundleError(field, f"bad shape {show(shape)}")
     if not (
         isinstance(offsets, list)
         and len(offsets) == 2
         and all(type(o) is int for o in offsets)
         and 0 <= offsets[0] <= offsets[1] <= len(data)
     ):
-        raise BundleError(field, f"bad data_offsets {offsets!r}")
+        raise BundleError(field, f"bad data_offsets {show(offsets)}")
     item = np.dtype(DTYPES[dtype]).newbyteorder("<")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # exact Python integers: no overflow whatever the file says
     if offsets[1] - offsets[0] != count * item.itemsize:
         raise BundleError(field, f"{offsets[1] - offsets[0]} bytes do not hold shape {shape}")
     arr = np.frombuffer(data[offsets[0] : offsets[1]], dtype=item).reshape(shape)

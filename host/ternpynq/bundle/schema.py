@@ -12,7 +12,7 @@ from enum import Enum
 import numpy as np
 
 FORMAT_NAME = "ternpynq.bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a SHA-256 of the metadata and tensors is stored and checked
 
 
 class Op(str, Enum):

@@ -58,7 +58,11 @@ class Classifier:
         if top < 1:
             raise ValueError("top must be at least 1")
         codes = np.stack([preprocess(image, self.bundle.input) for image in images])
-        probs = softmax(self.logits(codes))
+        return self.rank(self.logits(codes), top)
+
+    def rank(self, logits: np.ndarray, top: int) -> list[list[Prediction]]:
+        """(N, K) logits -> the ``top`` most probable labels of each row."""
+        probs = softmax(logits)
         order = np.argsort(-probs, axis=1, kind="stable")[:, :top]
         return [
             [Prediction(self.bundle.labels[i], int(i), float(p[i])) for i in row]

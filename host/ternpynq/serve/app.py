@@ -1,34 +1,57 @@
 """Flask app factory for the classification service.
 
 One classifier per app, opened lazily on the first request that needs it: the device behind a
-backend is shared by the whole process, and ``Classifier`` serialises calls to it.
+backend is shared by the whole process. Request threads decode their images in parallel; a
+``Batcher`` worker is the only caller of the backend, so concurrent requests share batches.
 """
 
 from __future__ import annotations
 
 import atexit
+import hmac
+import os
+import re
 import threading
 from pathlib import Path
 
+import numpy as np
 from flask import Flask, jsonify, render_template_string, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import HTTPException, Unauthorized
 
 import ternpynq
 from ternpynq.bundle.errors import BundleError
 from ternpynq.bundle.io import load
 from ternpynq.bundle.stats import model_stats
 from ternpynq.runtime.classifier import Classifier
+from ternpynq.runtime.preprocess import preprocess
+from ternpynq.serve.batcher import Batcher
+from ternpynq.serve.commands import TOKEN_ENV
 from ternpynq.serve.openapi import spec
 from ternpynq.serve.page import UPLOAD_PAGE
 
 MAX_IMAGES = 16
+OPEN_PATHS = ("/", "/healthz")  # the page holds no data; it asks for the token itself
+_TOP = re.compile(r"[0-9]{1,4}")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app. Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes)."""
+    """Build the app.
+
+    Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes), DEFAULT_TOP,
+    MAX_BATCH, BATCH_WINDOW_MS and BATCH_ADAPTIVE (dynamic batching), TOKEN (a bearer
+    token every endpoint but / and /healthz then requires; default $TERNPYNQ_TOKEN, else none).
+    """
     app = Flask(__name__)
     app.config.from_mapping(
-        MODEL=str(ternpynq.DEFAULT_MODEL), BACKEND="emu", MAX_CONTENT_LENGTH=16 << 20, DEFAULT_TOP=5
+        MODEL=str(ternpynq.DEFAULT_MODEL),
+        BACKEND="emu",
+        MAX_CONTENT_LENGTH=16 << 20,
+        DEFAULT_TOP=5,
+        MAX_BATCH=16,
+        BATCH_WINDOW_MS=2.0,
+        BATCH_ADAPTIVE=True,
+        TOKEN=os.environ.get(TOKEN_ENV) or None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -39,21 +62,46 @@ def create_app(test_config: dict | None = None) -> Flask:
         with lock:
             if "clf" not in state:
                 clf = Classifier(load(Path(app.config["MODEL"])), backend=app.config["BACKEND"])
-                state["clf"] = clf
+                batcher = Batcher(
+                    clf.logits,
+                    app.config["MAX_BATCH"],
+                    app.config["BATCH_WINDOW_MS"] / 1000,
+                    app.config["BATCH_ADAPTIVE"],
+                )
+                state.update(clf=clf, batcher=batcher)
                 atexit.register(clf.close)
+                atexit.register(batcher.close)  # runs first: no batch is left mid-flight
             return state["clf"]
 
     app.extensions["ternpynq"] = classifier
 
+    @app.before_request
+    def check_token():
+        token = app.config["TOKEN"]
+        if not token or request.path in OPEN_PATHS:
+            return
+        supplied = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(supplied, f"Bearer {token}".encode()):
+            raise Unauthorized(
+                "send the server's token as 'Authorization: Bearer <token>'",
+                www_authenticate=WWWAuthenticate("bearer"),
+            )
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return jsonify(error=exc.name, detail=exc.description), exc.code
+        # werkzeug's own response keeps the headers the status needs (Allow, WWW-Authenticate)
+        response = exc.get_response()
+        response.set_data(app.json.dumps({"error": exc.name, "detail": exc.description}))
+        response.content_type = "application/json"
+        return response
 
     @app.errorhandler(BundleError)
     @app.errorhandler(OSError)
     def unavailable(exc: Exception):
-        # the server's model or device is at fault, not the request
-        return jsonify(error="Service Unavailable", detail=str(exc)), 503
+        # the server's model or device is at fault, not the request; the details (paths)
+        # go to the server's log, not to the client
+        app.logger.error("model or device unavailable: %s", exc)
+        return jsonify(error="Service Unavailable", detail="model or device unavailable"), 503
 
     @app.errorhandler(ValueError)
     def bad_input(exc: ValueError):
@@ -61,7 +109,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/")
     def index():
-        return render_template_string(UPLOAD_PAGE, model=classifier().bundle.model)
+        model = "" if app.config["TOKEN"] else classifier().bundle.model
+        return render_template_string(UPLOAD_PAGE, model=model, token=bool(app.config["TOKEN"]))
 
     @app.get("/healthz")
     def health():
@@ -85,29 +134,46 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.post("/v1/classify")
     def classify():
-        top = request.args.get("top", app.config["DEFAULT_TOP"], type=int)
-        if top is None or not 1 <= top <= 1000:
-            raise ValueError("top must be an integer from 1 to 1000")
-        files = request.files.getlist("image")
-        if files:
-            images = [(f.filename or "upload", f.read()) for f in files]
-        elif request.content_type and request.content_type.startswith("image/"):
-            images = [("body", request.get_data())]
-        else:
-            raise ValueError("send images as multipart field 'image' or a raw image/* body")
-        if len(images) > MAX_IMAGES:
-            raise ValueError(f"at most {MAX_IMAGES} images per request")
+        top = _top(request.args.get("top"), app.config["DEFAULT_TOP"])
+        images = _uploads()
         clf = classifier()
-        results = []
-        for name, data in images:
-            if not data:
-                raise ValueError(f"{name}: empty upload")
-            preds = clf.classify([data], top=min(top, clf.bundle.num_classes))[0]
-            results.append({"image": name, "top": [vars(p) for p in preds]})
+        codes = np.stack([preprocess(data, clf.bundle.input, name) for name, data in images])
+        ranked = clf.rank(state["batcher"].submit(codes), min(top, clf.bundle.num_classes))
+        results = [
+            {"image": name, "top": [vars(p) for p in preds]}
+            for (name, _), preds in zip(images, ranked, strict=True)
+        ]
         return jsonify(model=clf.bundle.model, backend=clf.backend_name, results=results)
 
     @app.get("/openapi.json")
     def openapi():
-        return jsonify(spec())
+        return jsonify(spec(token=bool(app.config["TOKEN"])))
 
     return app
+
+
+def _top(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    if not _TOP.fullmatch(raw) or not 1 <= int(raw) <= 1000:
+        raise ValueError("top must be an integer from 1 to 1000")
+    return int(raw)
+
+
+def _uploads() -> list[tuple[str, bytes]]:
+    """The request's images as (name, bytes): multipart field 'image', or a raw image/* body."""
+    if request.mimetype == "multipart/form-data":
+        files = request.files.getlist("image")
+        if not files:
+            raise ValueError("send images as multipart field 'image' (at least one file)")
+        images = [(f.filename or "upload", f.read()) for f in files]
+    elif request.mimetype.startswith("image/"):
+        images = [("body", request.get_data())]
+    else:
+        raise ValueError("send images as multipart field 'image' or a raw image/* body")
+    if len(images) > MAX_IMAGES:
+        raise ValueError(f"at most {MAX_IMAGES} images per request")
+    for name, data in images:
+        if not data:
+            raise ValueError(f"{name}: empty upload")
+    return images

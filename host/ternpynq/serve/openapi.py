@@ -11,7 +11,8 @@ def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def spec() -> dict:
+def spec(token: bool = False) -> dict:
+    """The description; ``token``: the server requires a bearer token (all but /healthz)."""
     prediction = {
         "type": "object",
         "required": ["label", "index", "probability"],
@@ -31,7 +32,9 @@ def spec() -> dict:
         "413": {"description": "upload too large", **_json(_ERROR)},
         "503": {"description": "model or device unavailable", **_json(_ERROR)},
     }
-    return {
+    if token:
+        errors["401"] = {"description": "missing or wrong bearer token", **_json(_ERROR)}
+    document = {
         "openapi": "3.0.3",
         "info": {
             "title": "ternpynq classification service",
@@ -42,6 +45,7 @@ def spec() -> dict:
             "/healthz": {
                 "get": {
                     "summary": "Liveness",
+                    "security": [],
                     "responses": {"200": {"description": "alive", **_json({"type": "object"})}},
                 }
             },
@@ -53,7 +57,7 @@ def spec() -> dict:
                             "description": "model, labels, input and compression statistics",
                             **_json({"type": "object"}),
                         },
-                        "503": errors["503"],
+                        **{k: v for k, v in errors.items() if k in ("401", "503")},
                     },
                 }
             },
@@ -74,9 +78,12 @@ def spec() -> dict:
                             "multipart/form-data": {
                                 "schema": {
                                     "type": "object",
+                                    "required": ["image"],
                                     "properties": {
                                         "image": {
                                             "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": 16,
                                             "items": {"type": "string", "format": "binary"},
                                         }
                                     },
@@ -115,3 +122,7 @@ def spec() -> dict:
             }
         },
     }
+    if token:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document

@@ -1,7 +1,7 @@
 """The small upload page served at / (no external assets: works offline on a board)."""
 
 UPLOAD_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ternpynq · {{ model }}</title>
+<html lang="en"><head><meta charset="utf-8"><title>ternpynq {{ model }}</title>
 <style>
  body { font: 16px system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }
  #result li { margin: .2rem 0; } .bar { background: #4a7; height: .6rem; display: inline-block; }
@@ -9,8 +9,9 @@ UPLOAD_PAGE = """<!doctype html>
 </style></head>
 <body>
 <h1>ternpynq</h1>
-<p>Model <code>{{ model }}</code>. Choose an image to classify.</p>
+<p>{% if model %}Model <code>{{ model }}</code>. {% endif %}Choose an image to classify.</p>
 <form id="form"><input type="file" id="file" name="image" accept="image/*" required>
+{% if token %}<input type="password" id="token" placeholder="token" required>{% endif %}
 <button type="submit">Classify</button></form>
 <ol id="result"></ol>
 <p><a href="openapi.json">API description (OpenAPI)</a></p>
@@ -21,7 +22,9 @@ document.getElementById("form").addEventListener("submit", async (event) => {
   out.textContent = "…";
   const body = new FormData();
   body.append("image", document.getElementById("file").files[0]);
-  const reply = await fetch("v1/classify?top=5", { method: "POST", body });
+  const token = document.getElementById("token");
+  const headers = token ? { Authorization: `Bearer ${token.value}` } : {};
+  const reply = await fetch("v1/classify?top=5", { method: "POST", body, headers });
   const data = await reply.json();
   out.textContent = "";
   if (!reply.ok) {

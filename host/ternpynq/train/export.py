@@ -338,8 +338,12 @@ def export_checkpoint(
     from ternpynq.train.config import to_dict
     from ternpynq.train.pipeline import load_datasets, model_from_checkpoint
 
-    payload = ckpt.load(path)
-    model, cfg, pe = model_from_checkpoint(payload)
+    payload = ckpt.load_for_export(path)
+    try:
+        model, cfg, pe = model_from_checkpoint(payload)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # e.g. mismatched weights
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path}: the checkpoint does not rebuild its model ({first})") from None
     if data:
         cfg.data = data
     train, _, labels, spec = load_datasets(cfg, torch.device("cpu"))
