@@ -20,6 +20,7 @@ def _codes(bundle, n, seed):
     rng = np.random.default_rng(seed)
     return rng.integers(-128, 128, (n, *bundle.layers[0].in_shape)).astype(np.int8)
 
+
 pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'ternpynq[onnx]'")
 
 
