@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ternpynq.runtime.selftest",
     "ternpynq.serve.commands",
     "ternpynq.train.commands",
+    "ternpynq.zoo.commands",
 ]
 
 

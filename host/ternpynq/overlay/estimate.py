@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
+import ternpynq
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board, board_names, load_board
 from ternpynq.overlay.cycles import network_cycles, resources
@@ -106,7 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(or a synthetic --arch at a given --cr) on a board's overlay. Model figures only.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("model", nargs="?", type=Path, help="a .tpq bundle")
+    src.add_argument(
+        "model", nargs="?", type=ternpynq.resolve_model, help="a .tpq bundle, or imagenet"
+    )
     src.add_argument("--arch", choices=sorted(ARCH_G), help="a synthetic network instead")
     p.add_argument("--cr", type=float, default=21.0, help="PE-wise CR of the synthetic network")
     p.add_argument("--s-min", type=float, default=0.0, help="s_min assumed when reading --cr")
