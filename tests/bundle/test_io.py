@@ -181,3 +181,28 @@ def test_fuzzed_fields_raise_only_bundle_error(tiny_bundle, data):
             parent[key] = data.draw(JSON_VALUES)
     with contextlib.suppress(BundleError):
         from_bytes(_join(header, blob, meta))
+
+
+def test_version_1_files_still_load_and_lack_format_2_ops(tiny_bundle):
+    import ternpynq
+
+    assert load(ternpynq.DEFAULT_MODEL).version == 1  # shipped before format 2
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    meta["version"] = 1
+    assert from_bytes(_join(header, data, meta)).version == 1
+    meta["layers"][0]["op"] = "dwconv"
+    with pytest.raises(BundleError) as info:
+        from_bytes(_join(header, data, meta))
+    assert info.value.field == "layers[0].op"
+
+
+def test_asymmetric_padding_round_trips():
+    bundle = random_bundle("mbconv", seed=2)
+    back = from_bytes(to_bytes(bundle))
+    assert back.layer("block2.dw").padding == (1, 1, 2, 2)
+    assert back.layer("stem").padding == (0, 0, 1, 1) and back.layer("block1.dw").padding == 1
+    header, data, meta = _split(to_bytes(bundle))
+    meta["layers"][0]["padding"] = [0, 0, 3, 1]  # a side as large as the 3x3 kernel
+    with pytest.raises(BundleError) as info:
+        from_bytes(_join(header, data, meta))
+    assert info.value.field == "layers[0].padding"

@@ -116,3 +116,16 @@ def test_depthwise_layer_with_residual_equals_reference():
     )
     x = rng.integers(0, 256, (2, 6, 7, 7))
     assert np.array_equal(ops.run_layer(layer, x), reference.run_layer(layer, x, g=16))
+
+
+def test_mbconv_network_fast_equals_reference():
+    from ternpynq.runtime.network import Network
+    from ternpynq.runtime.synthetic import random_bundle
+
+    bundle = random_bundle("mbconv", seed=7)
+    x = np.random.default_rng(7).integers(-128, 128, (2, 3, 12, 12))
+    fast = Network(bundle).run_all(x)
+    ref = Network(bundle, lambda layer, x, r: reference.run_layer(layer, x, r, bundle.g)).run_all(x)
+    for name in fast:
+        assert np.array_equal(fast[name], ref[name]), name
+    assert len({tuple(row) for row in fast[bundle.output]}) == 2  # not degenerate

@@ -45,6 +45,15 @@ def accumulator_peak(weight: np.ndarray, code_range: tuple[int, int]) -> int:
     return int(per_channel.max(initial=0)) * max(abs(code_range[0]), abs(code_range[1]))
 
 
+def code_ranges(bundle: Bundle) -> dict[str, tuple[int, int]]:
+    """The code range [lo, hi] of every tensor: its clamp, or its input's for max pooling."""
+    ranges = {"input": INPUT_RANGE}
+    for layer in bundle.layers:
+        rq = layer.requant
+        ranges[layer.name] = (rq.lo, rq.hi) if rq is not None else ranges[layer.input]
+    return ranges
+
+
 def check_graph(bundle: Bundle) -> None:
     """Check names, wiring, shapes, weights, masks and requant bounds of every layer."""
     if not bundle.layers:
