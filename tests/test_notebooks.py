@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
-EXPECTED = ["01-classify-on-pynq.ipynb"]  # listed by name: a missing notebook fails, not skips
+EXPECTED = ["01-classify-on-pynq.ipynb", "02-imagenet-photos.ipynb"]  # listed by name: a missing notebook fails, not skips
 
 
 def test_notebook_list_is_complete():
