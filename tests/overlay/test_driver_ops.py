@@ -28,3 +28,11 @@ def test_the_imagenet_bundle_is_refused_by_the_csim_backend():
     bundle = load(ternpynq.IMAGENET_MODEL)
     with pytest.raises(OverlayLimitError, match="cannot run on the pynq-z2 overlay"):
         backends.create("csim", bundle)
+
+
+def test_estimate_refuses_the_same_layers_in_one_line(capsys):
+    from ternpynq.cli import main
+
+    assert main(["estimate", "imagenet", "--board", "zcu104"]) == 1
+    err = capsys.readouterr().err
+    assert "layer 'stem' cannot run on the zcu104 overlay" in err and "Traceback" not in err

@@ -15,6 +15,7 @@ import ternpynq
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board, board_names, load_board
 from ternpynq.overlay.cycles import network_cycles, resources
+from ternpynq.overlay.driver import check_supported
 
 ARCH_G = {"resnet18": 64, "resnet20": 16, "tiny": 16}  # the g the paper prunes each for
 
@@ -32,6 +33,8 @@ def synthetic_model(arch: str, cr: float, s_min: float = 0.0, seed: int = 0) -> 
 
 def estimate(bundle: Bundle, board: Board, batch: int = 8) -> dict:
     """Per-layer cycles and the frame-rate model for ``batch`` images per layer start."""
+    for layer in bundle.layers:  # a layer the kernel cannot run has no cycle count either
+        check_supported(layer, board)
     layers = network_cycles(bundle, board, batch)
     hz = board.clock_mhz * 1e6
     pl_s = sum(layer.total for layer in layers) / hz
