@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from zoo_marks import needs_zoo
 
-from conftest import needs_zoo
 from ternpynq.bundle.packing import trit_limit
 
 pytestmark = needs_zoo

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import needs_zoo
+from zoo_marks import needs_zoo
 
 pytestmark = needs_zoo
 
