@@ -40,6 +40,7 @@ def test_cli_lists_every_command_without_importing_torch():
     assert out.stdout.split() == [
         "classify",
         "compress",
+        "convert",
         "doctor",
         "estimate",
         "evaluate",

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
-EXPECTED = ["01-classify-on-pynq.ipynb"]  # listed by name: a missing notebook fails, not skips
+EXPECTED = [
+    "01-classify-on-pynq.ipynb",
+    "02-imagenet-photos.ipynb",
+]  # listed by name: a missing notebook fails, not skips
 
 
 def test_notebook_list_is_complete():
@@ -34,3 +37,15 @@ def test_notebook_runs_and_is_committed_clean(name, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "selftest" in out.stdout.lower() or "pass" in out.stdout.lower()
+
+
+def test_notebooks_are_a_package_for_pynq_get_notebooks():
+    # `pynq get-notebooks` imports each "pynq.notebooks" entry point and copies its folder
+    tomllib = pytest.importorskip("tomllib")
+    import ternpynq.notebooks
+
+    folder = Path(ternpynq.notebooks.__file__).parent
+    assert sorted(p.name for p in folder.glob("*.ipynb")) == EXPECTED
+    meta = tomllib.loads((NOTEBOOKS.parent / "pyproject.toml").read_text())
+    assert meta["project"]["entry-points"]["pynq.notebooks"] == {"ternpynq": "ternpynq.notebooks"}
+    assert "notebooks/*.ipynb" in meta["tool"]["setuptools"]["package-data"]["ternpynq"]

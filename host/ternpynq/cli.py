@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "ternpynq.overlay.doctor",
     "ternpynq.serve.commands",
     "ternpynq.train.commands",
+    "ternpynq.zoo.commands",
 ]
 
 

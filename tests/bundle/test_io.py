@@ -112,19 +112,39 @@ def test_accumulator_bound_is_enforced():
     bundle = random_bundle("tiny", seed=3)
     bad = copy.deepcopy(bundle)
     fc = bad.layer("fc")
-    # gap output is uint8, so 121 · 255 · Cin must stay below 2^24: widen Cin past that
+    # gap output is uint8, so 121 · 255 · Cin stays below 2^24: the float32 path
     assert fc.weight.shape[1] * 121 * 255 < 2**24
     fc.weight[:] = 121
     fc.trits = 5
-    fc.in_shape = (fc.weight.shape[1],)
-    save_ok = to_bytes(bad)  # still within the bound
+    save_ok = to_bytes(bad)
     assert from_bytes(save_ok).layer("fc").weight.max() == 121
+    # a wider input range passes 2^24: still exact (wider path) while the sum fits int32
+    wide = random_bundle("tiny", seed=3)
+    wide.layer("fc").requant.lo, wide.layer("fc").requant.hi = -32768, 32767
+    wide.layer("gap").requant.hi = 32767
+    wide.layer("fc").weight[:] = 121
+    assert 2**24 < wide.layer("fc").weight.shape[1] * 121 * 32767 < 2**31
+    assert from_bytes(to_bytes(wide)).layer("fc").weight.max() == 121
+    # a sum that overflows int32 is refused, naming the layer's weight
     big = random_bundle("tiny", seed=3)
-    big.layer("fc").requant.lo, big.layer("fc").requant.hi = -32768, 32767
-    big.layer("gap").requant.hi = 32767  # a wider input range breaks the bound
-    big.layer("fc").weight[:] = 121
-    with pytest.raises(AccumulatorBoundError, match="2\\^24"):
+    big.layer("block1.conv1").requant.hi = 32767
+    conv = big.layer("block1.conv2")
+    conv.trits, conv.weight[:], conv.mask[:] = 8, 3280, True
+    with pytest.raises(AccumulatorBoundError, match="2\\^31") as info:
         to_bytes(big)
+    assert info.value.field == f"layers[{big.layers.index(conv)}].weight"
+
+
+def test_requantization_beyond_2_53_is_refused():
+    bad = random_bundle("tiny", seed=3)
+    bad.layer("block1.conv1").requant.hi = 32767
+    conv = bad.layer("block1.conv2")
+    conv.trits, conv.weight[:], conv.mask[:] = 8, 400, True
+    conv.requant.mult[:] = (1 << 23) - 1
+    assert 144 * 400 * 32767 < 2**31 <= 144 * 400 * 32767 * ((1 << 23) - 1) // 2**22
+    with pytest.raises(AccumulatorBoundError, match="2\\^53") as info:
+        to_bytes(bad)
+    assert info.value.field == f"layers[{bad.layers.index(conv)}].requant.mult"
 
 
 def test_not_a_bundle(tmp_path):
@@ -257,3 +277,26 @@ def test_huge_integers_are_bundle_errors(tiny_bundle, digits):
 def test_only_regular_files_are_read(tmp_path):
     with pytest.raises(BundleError, match="not a regular file"):
         load("/dev/zero")
+
+
+def test_version_1_files_still_load_and_lack_format_2_ops(tiny_bundle):
+    header, data, meta = _split(to_bytes(tiny_bundle))
+    meta["version"] = 1
+    with pytest.warns(BundleWarning, match="no checksum"):
+        assert from_bytes(_join(header, data, meta, seal=False)).version == 1
+    meta["layers"][0]["op"] = "dwconv"
+    with pytest.raises(BundleError) as info, pytest.warns(BundleWarning, match="no checksum"):
+        from_bytes(_join(header, data, meta, seal=False))
+    assert info.value.field == "layers[0].op"
+
+
+def test_asymmetric_padding_round_trips():
+    bundle = random_bundle("mbconv", seed=2)
+    back = from_bytes(to_bytes(bundle))
+    assert back.layer("block2.dw").padding == (1, 1, 2, 2)
+    assert back.layer("stem").padding == (0, 0, 1, 1) and back.layer("block1.dw").padding == 1
+    header, data, meta = _split(to_bytes(bundle))
+    meta["layers"][0]["padding"] = [0, 0, 3, 1]  # a side as large as the 3x3 kernel
+    with pytest.raises(BundleError) as info:
+        from_bytes(_join(header, data, meta))
+    assert info.value.field == "layers[0].padding"

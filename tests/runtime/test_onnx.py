@@ -178,3 +178,21 @@ def test_max_pool_before_requant_only_when_it_is_monotone(flip):
     assert ("stem/acc32" in names) is not flip
     x = _codes(bundle, 4, 2)
     assert np.array_equal(OnnxBackend(bundle, graph="int").run(x), Network(bundle).run(x))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from([4, 16]))
+def test_onnx_equals_emu_on_format2_ops(seed, g):
+    # depthwise convs, TF "SAME" (asymmetric) padding, a residual int8 projection and a
+    # 1152-input 1x1 projection whose accumulator bound passes 2^24 (split by trit planes)
+    from ternpynq.bundle.validate import accumulator_peak, code_ranges
+    from ternpynq.runtime.onnx_export import plane_parts
+
+    bundle = random_bundle("mbconv", g=g, seed=seed)
+    wide = bundle.layer("block3.project")
+    in_range = code_ranges(bundle)[wide.input]
+    assert accumulator_peak(wide.weight, in_range) >= 2**24
+    parts = plane_parts(wide.weight, wide.trits, in_range)
+    assert len(parts) > 1 and np.array_equal(sum(p * f for p, f in parts), wide.weight)
+    x = np.random.default_rng(seed).integers(-128, 128, (3, 3, 12, 12)).astype(np.int8)
+    assert np.array_equal(backends.create("onnx", bundle).run(x), Network(bundle).run(x))

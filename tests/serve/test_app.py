@@ -8,6 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 from PIL import Image
 
+import ternpynq
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.preprocess import preprocess
 from ternpynq.serve import create_app
@@ -157,3 +158,17 @@ def test_concurrent_requests_share_one_backend(app):
     for image, index in results:
         by_image.setdefault(image, set()).add(index)
     assert all(len(v) == 1 for v in by_image.values())
+
+
+def test_the_default_service_classifies_photos_with_imagenet_labels():
+    # what a new user gets from `ternpynq serve`: the shipped ImageNet bundle, not Fashion-MNIST
+    client = create_app({"TESTING": True}).test_client()
+    about = client.get("/v1/model").get_json()
+    assert about["model"] == "efficientnet-lite0" and len(about["labels"]) == 1000
+    assert "not measured here" in about["about"]["published_top1"]
+    assert "1000 classes" in client.get("/").get_data(as_text=True)
+    with open(ternpynq.PHOTOS_DIR / "chelsea.jpg", "rb") as photo:
+        reply = client.post("/v1/classify?top=3", data={"image": (photo, "chelsea.jpg")})
+    assert reply.status_code == 200, reply.get_json()
+    top = [t["label"] for t in reply.get_json()["results"][0]["top"]]
+    assert set(top) == {"Egyptian cat", "tiger cat", "tabby"}

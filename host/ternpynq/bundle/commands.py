@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import ternpynq
 from ternpynq.bundle.io import load
 from ternpynq.bundle.stats import model_stats
 
@@ -17,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Show a bundle's layers, PE-group statistics, the paper's "
         "PE-wise compression rate CR = 16/(D·(1−s_min)) and its real size.",
     )
-    p.add_argument("model", type=Path, help="a .tpq bundle")
+    p.add_argument(
+        "model", type=ternpynq.resolve_model, help="a .tpq bundle, or imagenet, fashion-mnist"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

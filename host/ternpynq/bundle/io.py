@@ -24,16 +24,20 @@ from ternpynq.bundle.packing import pack_mask, pack_trits, unpack_mask, unpack_t
 from ternpynq.bundle.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    REQUANT_OPS,
+    SUPPORTED_VERSIONS,
     WEIGHTED_OPS,
+    WINDOW_OPS,
     Bundle,
     InputSpec,
     Layer,
     Op,
     Requant,
     group_count,
+    pads,
 )
 from ternpynq.bundle.stats import model_stats
-from ternpynq.bundle.validate import check_graph
+from ternpynq.bundle.validate import check_graph, weight_shape
 
 META_KEY = "ternpynq"
 CHECKSUM_KEY = "sha256"
@@ -73,8 +77,10 @@ def to_bytes(bundle: Bundle) -> bytes:
         }
         if layer.residual is not None:
             entry["residual"] = layer.residual
-        if layer.op in (Op.CONV, Op.MAXPOOL):
-            entry.update(kernel=layer.kernel, stride=layer.stride, padding=layer.padding)
+        if layer.op in WINDOW_OPS:
+            sides = pads(layer.padding)
+            padding = sides[0] if len(set(sides)) == 1 else list(sides)
+            entry.update(kernel=layer.kernel, stride=layer.stride, padding=padding)
         if layer.op in WEIGHTED_OPS:
             entry["trits"] = layer.trits
             if layer.alpha is not None:
@@ -161,11 +167,11 @@ def from_bytes(blob: bytes) -> Bundle:
     if root.str("format") != FORMAT_NAME:
         raise BundleError("format", f"expected {FORMAT_NAME!r}")
     version = root.int("version", 0, 1 << 30)
-    if not 1 <= version <= FORMAT_VERSION:
+    if version not in SUPPORTED_VERSIONS:
         raise BundleError(
             "version",
             f"format version {version} is not supported "
-            f"(this ternpynq reads versions 1 to {FORMAT_VERSION})",
+            f"(this ternpynq reads versions {', '.join(map(str, SUPPORTED_VERSIONS))})",
         )
     _check_sum(metadata, tensors, version)
     labels = root.list("labels")
@@ -174,7 +180,7 @@ def from_bytes(blob: bytes) -> Bundle:
     g = root.int("g", 1, 4096)
     used: set[str] = set()
     layers = [
-        _layer(Fields(item, f"layers[{i}]"), tensors, g, used)
+        _layer(Fields(item, f"layers[{i}]"), tensors, g, used, version)
         for i, item in enumerate(root.list("layers"))
     ]
     extra = meta.get("extra", {})
@@ -257,8 +263,9 @@ def _tensor(tensors: dict, name: str, dtype: type, used: set[str]) -> np.ndarray
     return arr
 
 
-def _layer(f: Fields, tensors: dict, g: int, used: set[str]) -> Layer:
-    op = Op(f.str("op", choices=tuple(o.value for o in Op)))
+def _layer(f: Fields, tensors: dict, g: int, used: set[str], version: int) -> Layer:
+    ops = tuple(o.value for o in Op if version > 1 or o is not Op.DWCONV)
+    op = Op(f.str("op", choices=ops))
     layer = Layer(
         name=f.str("name"),
         op=op,
@@ -268,16 +275,20 @@ def _layer(f: Fields, tensors: dict, g: int, used: set[str]) -> Layer:
         out_scale=f.float("out_scale", positive=True),
         residual=f.optional_str("residual"),
     )
-    if op in (Op.CONV, Op.MAXPOOL):
+    if op in WINDOW_OPS:
         layer.kernel = f.int("kernel", 1, 15)
         layer.stride = f.int("stride", 1, 8)
-        layer.padding = f.int("padding", 0, layer.kernel - 1)
+        if version > 1 and isinstance(f.data.get("padding"), list):
+            sides = f.ints("padding", 0, layer.kernel - 1, length=4)
+            layer.padding = sides[0] if len(set(sides)) == 1 else sides
+        else:
+            layer.padding = f.int("padding", 0, layer.kernel - 1)
     if op in WEIGHTED_OPS:
         layer.trits = f.int("trits", 1, 8)
         alpha = f.data.get("alpha")
         layer.alpha = None if alpha is None else f.float("alpha", positive=True)
-        cout, cin = layer.out_shape[0], layer.in_shape[0]
-        shape = (cout, cin, layer.kernel, layer.kernel) if op is Op.CONV else (cout, cin)
+        shape = weight_shape(layer)
+        cout, cin = shape[0], shape[1]
         packed = _tensor(tensors, f"{layer.name}.weight", np.uint8, used)
         if packed.ndim != 2 or packed.shape[0] != layer.trits:
             raise BundleError(
@@ -287,7 +298,7 @@ def _layer(f: Fields, tensors: dict, g: int, used: set[str]) -> Layer:
         layer.weight = unpack_trits(packed, shape, f"tensors.{layer.name}.weight")
         bits = _tensor(tensors, f"{layer.name}.mask", np.uint8, used)
         layer.mask = unpack_mask(bits, (cout, group_count(cin, g)), f"tensors.{layer.name}.mask")
-    if op in (Op.CONV, Op.LINEAR, Op.GAP):
+    if op in REQUANT_OPS:
         layer.requant = _requant(f.object("requant"), tensors, layer, used)
     elif "requant" in f.data:
         raise BundleError(f"{f.path}.requant", f"a {op.value} layer has no requantization")

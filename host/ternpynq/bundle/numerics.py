@@ -12,6 +12,8 @@ import numpy as np
 MULT_LIMIT = 1 << 23  # |mult|, |res_mult| < 2^23
 BIAS_LIMIT = 1 << 24  # |bias| < 2^24
 ACC_LIMIT = 1 << 24  # |acc| < 2^24 keeps float32 accumulation exact
+INT32_LIMIT = 1 << 31  # beyond 2^24 a layer takes an exact wider path, but acc stays int32
+EXACT_LIMIT = 1 << 53  # every requantization intermediate stays exact in float64
 MAX_SHIFT = 48
 
 

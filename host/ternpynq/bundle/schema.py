@@ -12,18 +12,25 @@ from enum import Enum
 import numpy as np
 
 FORMAT_NAME = "ternpynq.bundle"
-FORMAT_VERSION = 2  # 2: a SHA-256 of the metadata and tensors is stored and checked
+# version 2 adds the SHA-256 of metadata and tensors (checked on load), the depthwise conv and
+# padding per side; version-1 files still load
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
 class Op(str, Enum):
     CONV = "conv"
+    DWCONV = "dwconv"  # depthwise: one input channel per output channel
     LINEAR = "linear"
     MAXPOOL = "maxpool"
     GAP = "gap"
 
 
-WEIGHTED_OPS = (Op.CONV, Op.LINEAR)
-REQUANT_OPS = (Op.CONV, Op.LINEAR, Op.GAP)
+WEIGHTED_OPS = (Op.CONV, Op.DWCONV, Op.LINEAR)
+REQUANT_OPS = (Op.CONV, Op.DWCONV, Op.LINEAR, Op.GAP)
+WINDOW_OPS = (Op.CONV, Op.DWCONV, Op.MAXPOOL)  # ops with kernel, stride and padding
+
+Padding = int | tuple[int, int, int, int]
 
 
 @dataclass
@@ -62,8 +69,10 @@ class Layer:
     """One node of the layer graph; its output tensor is named after the layer.
 
     ``in_shape``/``out_shape`` are per image: (C, H, W) for feature maps, (C,) for vectors.
-    ``weight`` (int8, (Cout, Cin, k, k) or (Cout, Cin)) and ``mask`` (bool, (Cout, ceil(Cin/g)))
-    are set for conv/linear only; ``requant`` for conv/linear/gap.
+    ``weight`` (int8, (Cout, Cin, k, k), (C, 1, k, k) for dwconv, or (Cout, Cin)) and ``mask``
+    (bool, (Cout, ceil(Cin/g)); (C, 1) for dwconv) are set for weighted ops only; ``requant``
+    for conv/dwconv/linear/gap. ``padding`` is one int for all four sides or
+    (top, left, bottom, right); ``pads(layer.padding)`` gives the 4-tuple either way.
     """
 
     name: str
@@ -75,7 +84,7 @@ class Layer:
     residual: str | None = None
     kernel: int = 1
     stride: int = 1
-    padding: int = 0
+    padding: Padding = 0
     trits: int = 1
     weight: np.ndarray | None = None  # integer, |w| <= (3^trits - 1) / 2
     mask: np.ndarray | None = None
@@ -115,3 +124,25 @@ class Bundle:
 def group_count(cin: int, g: int) -> int:
     """Number of PE groups along the input channels (the last one may be partial)."""
     return -(-cin // g)
+
+
+def pads(padding: Padding) -> tuple[int, int, int, int]:
+    """A layer's padding as (top, left, bottom, right).
+
+    >>> pads(1), pads((0, 0, 1, 1))
+    ((1, 1, 1, 1), (0, 0, 1, 1))
+    """
+    if isinstance(padding, int):
+        return (padding,) * 4
+    return tuple(int(p) for p in padding)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF "SAME" padding along one axis as (before, after); the extra pixel goes after.
+
+    >>> same_padding(224, 3, 2), same_padding(56, 5, 2), same_padding(14, 5, 1)
+    ((0, 1), (1, 2), (2, 2))
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ternpynq.bundle.errors import AccumulatorBoundError, BundleError
-from ternpynq.bundle.numerics import ACC_LIMIT, BIAS_LIMIT, MULT_LIMIT
+from ternpynq.bundle.numerics import ACC_LIMIT, BIAS_LIMIT, EXACT_LIMIT, INT32_LIMIT, MULT_LIMIT
 from ternpynq.bundle.packing import trit_limit
-from ternpynq.bundle.schema import WEIGHTED_OPS, Bundle, Layer, Op, group_count
+from ternpynq.bundle.schema import WEIGHTED_OPS, WINDOW_OPS, Bundle, Layer, Op, group_count, pads
 from ternpynq.bundle.stats import group_mask
 
 INPUT_RANGE = (-128, 127)  # the network input is int8
@@ -23,15 +23,35 @@ def output_shape(layer: Layer) -> tuple[int, ...]:
     if layer.op is Op.LINEAR:
         return (layer.weight.shape[0],)
     _, h, w = layer.in_shape
-    k, s, p = layer.kernel, layer.stride, layer.padding
+    k, s = layer.kernel, layer.stride
+    top, left, bottom, right = pads(layer.padding)
     channels = layer.weight.shape[0] if layer.op is Op.CONV else layer.in_shape[0]
-    return (channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+    return (channels, (h + top + bottom - k) // s + 1, (w + left + right - k) // s + 1)
+
+
+def weight_shape(layer: Layer) -> tuple[int, ...]:
+    """The weight shape a weighted layer's in/out shapes and kernel imply."""
+    cout, cin, k = layer.out_shape[0], layer.in_shape[0], layer.kernel
+    if layer.op is Op.CONV:
+        return (cout, cin, k, k)
+    if layer.op is Op.DWCONV:
+        return (cin, 1, k, k)
+    return (cout, cin)
 
 
 def accumulator_peak(weight: np.ndarray, code_range: tuple[int, int]) -> int:
     """Largest |partial sum| any input can produce: max over channels of Σ|w| · max|code|."""
     per_channel = np.abs(weight.reshape(weight.shape[0], -1).astype(np.int64)).sum(axis=1)
     return int(per_channel.max(initial=0)) * max(abs(code_range[0]), abs(code_range[1]))
+
+
+def code_ranges(bundle: Bundle) -> dict[str, tuple[int, int]]:
+    """The code range [lo, hi] of every tensor: its clamp, or its input's for max pooling."""
+    ranges = {"input": INPUT_RANGE}
+    for layer in bundle.layers:
+        rq = layer.requant
+        ranges[layer.name] = (rq.lo, rq.hi) if rq is not None else ranges[layer.input]
+    return ranges
 
 
 def check_graph(bundle: Bundle) -> None:
@@ -60,7 +80,7 @@ def check_graph(bundle: Bundle) -> None:
                 f"{list(layer.out_shape)} but the layer computes {list(output_shape(layer))}",
             )
         if layer.residual is not None:
-            if layer.op is not Op.CONV:
+            if layer.op not in (Op.CONV, Op.DWCONV):
                 raise BundleError(f"{where}.residual", "only a conv can take a residual input")
             if shapes.get(layer.residual) != tuple(layer.out_shape):
                 raise BundleError(
@@ -69,6 +89,9 @@ def check_graph(bundle: Bundle) -> None:
                 )
         elif layer.requant is not None and layer.requant.res_mult != 0:
             raise BundleError(f"{where}.requant.res_mult", "set on a layer without a residual")
+        if layer.requant is not None:
+            res_range = ranges[layer.residual] if layer.residual else (0, 0)
+            _check_exact(layer, where, ranges[layer.input], res_range)
         shapes[layer.name] = tuple(layer.out_shape)
         rq = layer.requant
         ranges[layer.name] = (rq.lo, rq.hi) if rq is not None else ranges[layer.input]
@@ -86,13 +109,13 @@ def _check_op(layer: Layer, where: str, g: int, in_range: tuple[int, int]) -> No
     want_rank = 1 if layer.op is Op.LINEAR else 3
     if len(layer.in_shape) != want_rank:
         raise BundleError(f"{where}.in_shape", f"a {layer.op.value} layer takes rank {want_rank}")
-    if layer.op in (Op.CONV, Op.MAXPOOL) and layer.padding >= layer.kernel:
-        raise BundleError(f"{where}.padding", "must be smaller than the kernel")
+    if layer.op in WINDOW_OPS and not all(0 <= p < layer.kernel for p in pads(layer.padding)):
+        raise BundleError(f"{where}.padding", "each side must be smaller than the kernel")
     if layer.op in WEIGHTED_OPS:
         _check_weights(layer, where, g, in_range)
     rq = layer.requant
     if (rq is None) != (layer.op is Op.MAXPOOL):
-        raise BundleError(f"{where}.requant", "required for conv, linear and gap only")
+        raise BundleError(f"{where}.requant", "required for conv, dwconv, linear and gap only")
     if rq is not None:
         _check_requant(rq, layer, where)
     if layer.op is Op.GAP:
@@ -107,10 +130,10 @@ def _check_weights(layer: Layer, where: str, g: int, in_range: tuple[int, int]) 
     w = layer.weight
     if w is None or w.ndim not in (2, 4) or not np.issubdtype(w.dtype, np.integer):
         raise BundleError(f"{where}.weight", "expected an integer weight array")
-    cin = layer.in_shape[0]
-    want = (
-        (w.shape[0], cin, layer.kernel, layer.kernel) if layer.op is Op.CONV else (w.shape[0], cin)
-    )
+    cin = 1 if layer.op is Op.DWCONV else layer.in_shape[0]
+    want = weight_shape(layer)
+    if layer.op is not Op.DWCONV:
+        want = (w.shape[0], *want[1:])  # Cout comes from the weight; out_shape is checked later
     if tuple(w.shape) != want:
         raise BundleError(f"{where}.weight", f"expected shape {list(want)}")
     if np.abs(w).max(initial=0) > trit_limit(layer.trits):
@@ -125,11 +148,29 @@ def _check_weights(layer: Layer, where: str, g: int, in_range: tuple[int, int]) 
     if np.any(group_mask(w, g) & ~mask):
         raise BundleError(f"{where}.mask", "a pruned group holds nonzero weights")
     peak = accumulator_peak(w, in_range)
-    if peak >= ACC_LIMIT:
+    if peak >= INT32_LIMIT:
         raise AccumulatorBoundError(
-            f"{where}.weight",
-            f"worst-case accumulator {peak} reaches "
-            f"2^24; float32 accumulation would no longer be exact",
+            f"{where}.weight", f"worst-case accumulator {peak} reaches 2^31 and overflows int32"
+        )
+
+
+def _check_exact(
+    layer: Layer, where: str, in_range: tuple[int, int], res_range: tuple[int, int]
+) -> None:
+    """Every requantization intermediate must stay below 2^53, exact in int64 and float64."""
+    rq = layer.requant
+    if layer.op is Op.GAP:
+        peak = layer.in_shape[1] * layer.in_shape[2] * max(map(abs, in_range))
+    else:
+        peak = accumulator_peak(layer.weight, in_range)
+    if peak < ACC_LIMIT:
+        return  # the v1 bounds (|mult| < 2^23, |bias| < 2^24) already guarantee it
+    bias = int(np.abs(np.asarray(rq.bias, np.int64)).max(initial=0))
+    mult = int(np.abs(np.asarray(rq.mult, np.int64)).max(initial=0))
+    top = (peak + bias) * mult + max(map(abs, res_range)) * abs(rq.res_mult) + (1 << rq.shift)
+    if top >= EXACT_LIMIT:
+        raise AccumulatorBoundError(
+            f"{where}.requant.mult", f"requantization can reach {top}, beyond 2^53"
         )
 
 

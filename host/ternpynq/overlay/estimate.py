@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
+import ternpynq
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.cycles import network_cycles
+from ternpynq.overlay.driver import check_supported
 from ternpynq.overlay.resources import resources
 
 ARCH_G = {"resnet18": 64, "resnet20": 16, "tiny": 16}  # the g the paper prunes each for
@@ -35,6 +36,8 @@ def synthetic_model(arch: str, cr: float, s_min: float = 0.0, seed: int = 0) -> 
 
 def estimate(bundle: Bundle, board: Board, batch: int = 8) -> dict:
     """Per-layer cycles and the frame-rate model for ``batch`` images per layer start."""
+    for layer in bundle.layers:  # a layer the kernel cannot run has no cycle count either
+        check_supported(layer, board)
     layers = network_cycles(bundle, board, batch)
     hz = board.clock_mhz * 1e6
     pl_s = sum(layer.total for layer in layers) / hz
@@ -109,7 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(or a synthetic --arch at a given --cr) on a board's overlay. Model figures only.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("model", nargs="?", type=Path, help="a .tpq bundle")
+    src.add_argument(
+        "model", nargs="?", type=ternpynq.resolve_model, help="a .tpq bundle, or imagenet"
+    )
     src.add_argument("--arch", choices=sorted(ARCH_G), help="a synthetic network instead")
     p.add_argument("--cr", type=float, default=21.0, help="PE-wise CR of the synthetic network")
     p.add_argument("--s-min", type=float, default=0.0, help="s_min assumed when reading --cr")

@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Fashion-MNIST ResNet-20) on a backend.",
     )
     p.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...)")
-    p.add_argument("--model", type=Path, default=ternpynq.DEFAULT_MODEL, help="a .tpq bundle")
+    p.add_argument(
+        "--model",
+        type=ternpynq.resolve_model,
+        default=ternpynq.DEFAULT_MODEL,
+        help="a .tpq bundle, or a shipped model: imagenet, fashion-mnist",
+    )
     p.add_argument("--backend", default="emu", choices=backends.names())
     p.add_argument("--top", type=int, default=3, help="labels per image (default 3)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

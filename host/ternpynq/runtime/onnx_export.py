@@ -1,7 +1,10 @@
 """Export a bundle as an ONNX graph that reproduces the golden model bit for bit.
 
-Convolutions run in float32 on integer-valued tensors (exact under the accumulator bound);
-requantization runs in float64, where ``(acc + bias) · mult + residual · res_mult + 2^(s−1)``
+Convolutions run in float32 on integer-valued tensors, exact while the layer's accumulator
+bound is below 2^24. A wider layer (a 1×1 projection with 1,152 inputs and 5-trit weights) is
+split by trit planes into parts that each stay below 2^24; each part runs in float32, is cast
+to int32 (exact) and scaled by its power of three, and the parts are summed in int32.
+Requantization runs in float64, where ``(acc + bias) · mult + residual · res_mult + 2^(s−1)``
 stays below 2^53 and the shift is a multiply by an exact power of two followed by Floor, so
 every value equals the int64 reference (docs/numerics.md).
 """
@@ -12,7 +15,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ternpynq.bundle.schema import Bundle, Layer, Op
+from ternpynq.bundle.numerics import ACC_LIMIT
+from ternpynq.bundle.packing import from_trit_planes, to_trit_planes
+from ternpynq.bundle.schema import Bundle, Layer, Op, pads
+from ternpynq.bundle.validate import accumulator_peak, code_ranges
 
 OPSET = 17
 
@@ -58,37 +64,77 @@ def _requant(gr: _Graph, layer: Layer, acc: str, residual: str | None) -> str:
     return gr.node("Cast", [t], n, to=TensorProto.FLOAT)  # small integers: exact in float32
 
 
+def plane_parts(
+    weight: np.ndarray, trits: int, in_range: tuple[int, int]
+) -> list[tuple[np.ndarray, int]]:
+    """Split ``weight`` into (part, 3^start) with Σ part·3^start = weight, each part's
+    accumulator bound below 2^24; one part (the weight itself) when it already is."""
+    if accumulator_peak(weight, in_range) < ACC_LIMIT:
+        return [(weight, 1)]
+    planes = to_trit_planes(weight, trits)
+    parts, start = [], 0
+    while start < trits:
+        stop = start + 1  # one plane is at most Σ|t| · 255 < 2^24 for any supported layer
+        while stop < trits and accumulator_peak(from_trit_planes(planes[start : stop + 1]),
+                                                in_range) < ACC_LIMIT:  # fmt: skip
+            stop += 1
+        parts.append((from_trit_planes(planes[start:stop]), 3**start))
+        start = stop
+    return parts
+
+
+def _weighted(gr: _Graph, layer: Layer, x: str, in_range: tuple[int, int]) -> str:
+    """The int-valued accumulator of a conv, dwconv or linear layer (float32 or int32)."""
+    n = layer.name
+    parts = plane_parts(layer.weight, layer.trits, in_range)
+    outs = []
+    for i, (w, factor) in enumerate(parts):
+        tag = f"{n}/part{i}" if len(parts) > 1 else n
+        wt = gr.const(f"{tag}/weight", w.astype(np.float32))
+        if layer.op is Op.LINEAR:
+            acc = gr.node("Gemm", [x, wt], f"{tag}/acc", transB=1)
+        else:
+            acc = gr.node(
+                "Conv",
+                [x, wt],
+                f"{tag}/acc",
+                kernel_shape=[layer.kernel] * 2,
+                strides=[layer.stride] * 2,
+                pads=list(pads(layer.padding)),  # ONNX order is top, left, bottom, right
+                group=layer.in_shape[0] if layer.op is Op.DWCONV else 1,
+            )
+        if len(parts) == 1:
+            return acc
+        acc = gr.node("Cast", [acc], f"{tag}/int", to=TensorProto.INT32)
+        if factor != 1:
+            acc = gr.node("Mul", [acc, gr.const(f"{tag}/factor", np.int32(factor))], f"{tag}/x3")
+        outs.append(acc)
+    acc = outs[0]
+    for i, part in enumerate(outs[1:], start=1):
+        acc = gr.node("Add", [acc, part], f"{n}/acc{i}")
+    return acc
+
+
 def to_onnx(bundle: Bundle) -> onnx.ModelProto:
     """Build the ONNX model: int8 input codes (N, C, H, W) -> int32 output codes (N, K)."""
     gr = _Graph()
     c, (h, w) = bundle.input.channels, bundle.input.size
     gr.node("Cast", ["codes"], "input", to=TensorProto.FLOAT)
+    ranges = code_ranges(bundle)
     for layer in bundle.layers:
         x, n = layer.input, layer.name
         if layer.op is Op.MAXPOOL:
-            p = layer.padding
             gr.node(
                 "MaxPool",
                 [x],
                 n,
                 kernel_shape=[layer.kernel] * 2,
                 strides=[layer.stride] * 2,
-                pads=[p] * 4,
+                pads=list(pads(layer.padding)),
             )
             continue
-        if layer.op is Op.CONV:
-            wt = gr.const(f"{n}/weight", layer.weight.astype(np.float32))
-            acc = gr.node(
-                "Conv",
-                [x, wt],
-                f"{n}/acc",
-                kernel_shape=[layer.kernel] * 2,
-                strides=[layer.stride] * 2,
-                pads=[layer.padding] * 4,
-            )
-        elif layer.op is Op.LINEAR:
-            wt = gr.const(f"{n}/weight", layer.weight.astype(np.float32))
-            acc = gr.node("Gemm", [x, wt], f"{n}/acc", transB=1)
+        if layer.weight is not None:
+            acc = _weighted(gr, layer, x, ranges[x])
         else:  # gap: a sum, then the same requantization
             acc = gr.node(
                 "ReduceSum",

@@ -1,9 +1,10 @@
-"""The golden model's fast path: integer layers computed with float32 GEMM.
+"""The golden model's fast path: integer layers computed with float GEMM.
 
-Exact because every bundle satisfies the accumulator bound (docs/numerics.md): each partial
-sum is an integer below 2^24, which float32 represents exactly in any summation order.
-``ternpynq.runtime.reference`` computes the same values with integers only; tests assert the
-two are identical.
+Exact because every partial sum is an integer that the float type holds exactly in any
+summation order: float32 while the layer's accumulator bound is below 2^24, float64 (exact
+below 2^53) for the few layers that can exceed it, such as the wide 1×1 projections of a
+post-training-quantized network (docs/numerics.md). ``ternpynq.runtime.reference`` computes
+the same values with integers only; tests assert the two are identical.
 """
 
 from __future__ import annotations
@@ -13,39 +14,69 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ternpynq.bundle.schema import Bundle, Layer, Op, Requant
+from ternpynq.bundle.numerics import ACC_LIMIT
+from ternpynq.bundle.schema import Bundle, Layer, Op, Padding, Requant, pads
 from ternpynq.runtime.requant import requantize
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
+def out_size(size: int, kernel: int, stride: int, before: int, after: int) -> int:
+    """Output length of a sliding window along one axis."""
+    return (size + before + after - kernel) // stride + 1
+
+
+def weight_peak(weight: np.ndarray) -> int:
+    """max over output channels of Σ|w|: with max|x| it bounds the layer's accumulator."""
+    w = np.abs(np.asarray(weight).reshape(len(weight), -1).astype(np.int64))
+    return int(w.sum(axis=1).max(initial=0))
+
+
+def float_type(weight: np.ndarray, x: np.ndarray, peak: int | None = None) -> type:
+    """float32 when Σ|w|·max|x| < 2^24 for every output channel, else float64 (exact < 2^53).
+
+    ``peak`` is ``weight_peak(weight)`` when the caller prepared it once."""
+    peak = weight_peak(weight) if peak is None else peak
+    return (
+        np.float32 if peak * int(np.abs(np.asarray(x)).max(initial=0)) < ACC_LIMIT else np.float64
+    )
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: Padding) -> np.ndarray:
     """(N, C, H, W) codes * (Cout, C, k, k) integer weights -> (N, Cout, Ho, Wo) int32 acc."""
-    return _conv2d_f32(x, w, stride, padding).astype(np.int32)
+    return _conv2d_f(x, w, stride, padding).astype(np.int32)
 
 
-def _conv2d_f32(
-    x: np.ndarray, w: np.ndarray, stride: int, padding: int, wf: np.ndarray | None = None
+def _conv2d_f(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int,
+    padding: Padding,
+    wf: np.ndarray | None = None,
+    peak: int | None = None,
 ) -> np.ndarray:
-    """``conv2d`` as float32 integer values, an NCHW view of the NHWC GEMM result (no copy).
+    """``conv2d`` as float integer values, an NCHW view of the NHWC GEMM result (no copy).
 
-    ``wf`` is ``gemm_weight(w)`` when the caller prepared it once.
+    ``wf`` and ``peak`` are ``gemm_weight(w)`` and ``weight_peak(w)`` when the caller prepared
+    them once. float32 unless the accumulator bound needs float64 (``float_type``).
     """
     n, c, h, width = x.shape
     cout, _, k, _ = w.shape
-    p = padding
-    if k == 1 and p == 0 and stride > 1:  # a strided 1×1 conv reads only the kept pixels
+    top, left, bottom, right = pads(padding)
+    padded = any((top, left, bottom, right))
+    ft = float_type(w, x, peak)
+    if k == 1 and not padded and stride > 1:  # a strided 1×1 conv reads only the kept pixels
         x, stride = x[:, :, ::stride, ::stride], 1
         h, width = x.shape[2:]
-    ho, wo = (h + 2 * p - k) // stride + 1, (width + 2 * p - k) // stride + 1
-    # one copy casts to float32 and goes NHWC (each window's channels contiguous); pads stay 0
-    xf = (np.zeros if p else np.empty)((n, h + 2 * p, width + 2 * p, c), np.float32)
-    xf[:, p : p + h, p : p + width] = x.transpose(0, 2, 3, 1)
+    ho, wo = out_size(h, k, stride, top, bottom), out_size(width, k, stride, left, right)
+    # one copy casts and goes NHWC (each window's channels contiguous); pads stay 0
+    xf = (np.zeros if padded else np.empty)((n, h + top + bottom, width + left + right, c), ft)
+    xf[:, top : top + h, left : left + width] = x.transpose(0, 2, 3, 1)
     if k == 1:
-        cols = xf[:, ::stride, ::stride].reshape(n * ho * wo, c)  # a view unless strided
+        cols = xf[:, : stride * ho : stride, : stride * wo : stride].reshape(n * ho * wo, c)
     else:
         win = sliding_window_view(xf, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # (N,Ho,Wo,C,k,k)
         # copy with channels innermost (contiguous runs of C), weights ordered to match
         cols = win[:, :ho, :wo].transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
-    acc = cols @ (gemm_weight(w) if wf is None else wf)  # (N·Ho·Wo, Cout)
+    acc = cols @ (gemm_weight(w) if wf is None else wf).astype(ft, copy=False)  # (N·Ho·Wo, Cout)
     return acc.reshape(n, ho, wo, cout).transpose(0, 3, 1, 2)
 
 
@@ -56,23 +87,49 @@ def gemm_weight(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(w.shape[0], -1).T, dtype=np.float32)
 
 
+def _pad_nhwc(x: np.ndarray, padding: Padding, value=0) -> np.ndarray:
+    top, left, bottom, right = pads(padding)
+    if not any((top, left, bottom, right)):
+        return x
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def depthwise2d(x: np.ndarray, w: np.ndarray, stride: int, padding: Padding) -> np.ndarray:
+    """(N, C, H, W) codes * (C, 1, k, k) weights -> (N, C, Ho, Wo): channel c sees only c."""
+    n, c, h, width = x.shape
+    k = w.shape[2]
+    top, left, bottom, right = pads(padding)
+    ho, wo = out_size(h, k, stride, top, bottom), out_size(width, k, stride, left, right)
+    ft = float_type(w, x)
+    xf = _pad_nhwc(x.astype(ft).transpose(0, 2, 3, 1), padding)
+    wf = w[:, 0].astype(ft)  # (C, k, k)
+    acc = np.zeros((n, ho, wo, c), ft)
+    for i in range(k):  # k·k strided taps, each a broadcast multiply over channels
+        for j in range(k):
+            acc += xf[:, i : i + stride * ho : stride, j : j + stride * wo : stride] * wf[:, i, j]
+    return acc.transpose(0, 3, 1, 2).astype(np.int32)
+
+
 def linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """(N, Cin) codes * (Cout, Cin) weights -> (N, Cout) int32 acc."""
-    return _linear_f32(x, w).astype(np.int32)
+    return _linear_f(x, w).astype(np.int32)
 
 
-def _linear_f32(x: np.ndarray, w: np.ndarray, wf: np.ndarray | None = None) -> np.ndarray:
-    return x.astype(np.float32) @ (gemm_weight(w) if wf is None else wf)
+def _linear_f(
+    x: np.ndarray, w: np.ndarray, wf: np.ndarray | None = None, peak: int | None = None
+) -> np.ndarray:
+    ft = float_type(w, x, peak)
+    return x.astype(ft) @ (gemm_weight(w) if wf is None else wf).astype(ft, copy=False)
 
 
-def maxpool2d(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+def maxpool2d(x: np.ndarray, kernel: int, stride: int, padding: Padding) -> np.ndarray:
     """Max over k×k windows of codes; padded positions never win."""
     x = np.asarray(x, dtype=np.int32)
     n, c, h, w = x.shape
-    ho, wo = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
-    if padding:
-        low = np.iinfo(np.int32).min
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=low)
+    top, left, bottom, right = pads(padding)
+    ho, wo = out_size(h, kernel, stride, top, bottom), out_size(w, kernel, stride, left, right)
+    low = np.iinfo(np.int32).min
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=low)
     out = None
     for i in range(kernel):  # k·k strided views: far faster than a max over window axes
         for j in range(kernel):
@@ -87,9 +144,11 @@ def gap_sum(x: np.ndarray) -> np.ndarray:
 
 
 def accumulate(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """The int32 accumulator of a conv, linear or gap layer."""
+    """The int32 accumulator of a conv, dwconv, linear or gap layer."""
     if layer.op is Op.CONV:
         return conv2d(x, layer.weight, layer.stride, layer.padding)
+    if layer.op is Op.DWCONV:
+        return depthwise2d(x, layer.weight, layer.stride, layer.padding)
     if layer.op is Op.LINEAR:
         return linear(x, layer.weight)
     if layer.op is Op.GAP:
@@ -97,12 +156,15 @@ def accumulate(layer: Layer, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"{layer.op.value} has no accumulator")
 
 
-def _accumulate_f32(layer: Layer, x: np.ndarray, wf: np.ndarray | None = None) -> np.ndarray:
-    """``accumulate`` without the final int32 copy: float32 integer values (or int32 sums)."""
+def _accumulate_f(layer: Layer, x: np.ndarray, prepared: tuple | None = None) -> np.ndarray:
+    """``accumulate`` without the final int32 copy: float integer values (or int32 sums).
+
+    ``prepared`` is ``(gemm_weight, weight_peak)`` of the layer when made once."""
+    wf, peak = prepared if prepared is not None else (None, None)
     if layer.op is Op.CONV:
-        return _conv2d_f32(x, layer.weight, layer.stride, layer.padding, wf)
+        return _conv2d_f(x, layer.weight, layer.stride, layer.padding, wf, peak)
     if layer.op is Op.LINEAR:
-        return _linear_f32(x, layer.weight, wf)
+        return _linear_f(x, layer.weight, wf, peak)
     return accumulate(layer, x)
 
 
@@ -111,20 +173,20 @@ def run_layer(
     x: np.ndarray,
     residual: np.ndarray | None = None,
     accumulate=None,
-    weight: np.ndarray | None = None,
+    prepared: tuple | None = None,
 ) -> np.ndarray:
     """Run one layer on codes: accumulate, then requantize (or max-pool).
 
     ``accumulate`` is swappable so the integer reference shares this exact dispatch; a given
     one is followed by the int64 ``requantize``, the default fast path by its float64 twin
-    ``requantize_f64`` (tests assert the two paths identical). ``weight`` is the layer's
-    ``gemm_weight``, when prepared once (``layer_runner``).
+    ``requantize_f64`` (tests assert the two paths identical). ``prepared`` is the layer's
+    ``(gemm_weight, weight_peak)``, when made once (``layer_runner``).
     """
     if layer.op is Op.MAXPOOL:
         return maxpool2d(x, layer.kernel, layer.stride, layer.padding)
     rq = layer.requant
     if accumulate is None:
-        return requantize_f64(_accumulate_f32(layer, x, weight), rq, residual)
+        return requantize_f64(_accumulate_f(layer, x, prepared), rq, residual)
     return requantize(
         accumulate(layer, x),
         rq.mult,
@@ -142,13 +204,13 @@ def layer_runner(bundle: Bundle) -> Callable[..., np.ndarray]:
     and transposes per ResNet-18 forward otherwise). The bundle's weights must not change
     afterwards."""
     prepared = {
-        layer.name: gemm_weight(layer.weight)
+        layer.name: (gemm_weight(layer.weight), weight_peak(layer.weight))
         for layer in bundle.layers
         if layer.op in (Op.CONV, Op.LINEAR)
     }
 
     def run(layer: Layer, x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        return run_layer(layer, x, residual, weight=prepared.get(layer.name))
+        return run_layer(layer, x, residual, prepared=prepared.get(layer.name))
 
     return run
 

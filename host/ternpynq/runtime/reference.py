@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from ternpynq.bundle.schema import Layer, Op
+from ternpynq.bundle.schema import Layer, Op, Padding, pads
 from ternpynq.runtime import ops
+
+
+def _padded(x: np.ndarray, k: int, stride: int, padding: Padding):
+    """Zero-padded int64 input and the output size (Ho, Wo)."""
+    x = np.asarray(x, dtype=np.int64)
+    top, left, bottom, right = pads(padding)
+    h, width = x.shape[2:]
+    ho, wo = (h + top + bottom - k) // stride + 1, (width + left + right - k) // stride + 1
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), ho, wo
 
 
 def conv2d(
     x: np.ndarray,
     w: np.ndarray,
     stride: int,
-    padding: int,
+    padding: Padding,
     mask: np.ndarray | None = None,
     g: int = 1,
 ) -> np.ndarray:
     """Integer conv summing kernel tap by tap and group by group (kept groups only)."""
-    x = np.asarray(x, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
-    n, c, h, width = x.shape
+    n, c = np.shape(x)[:2]
     cout, _, k, _ = w.shape
-    ho, wo = (h + 2 * padding - k) // stride + 1, (width + 2 * padding - k) // stride + 1
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    xp, ho, wo = _padded(x, k, stride, padding)
     acc = np.zeros((n, cout, ho, wo), dtype=np.int64)
     groups = range(0, c, g)
     for o in range(cout):
@@ -40,6 +47,25 @@ def conv2d(
                             :, ci, i : i + stride * ho : stride, j : j + stride * wo : stride
                         ]
                         acc[:, o] += patch * w[o, ci, i, j]
+    return _int32(acc)
+
+
+def depthwise2d(
+    x: np.ndarray, w: np.ndarray, stride: int, padding: Padding, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Integer depthwise conv: output channel c sums channel c's window only (if kept)."""
+    w = np.asarray(w, dtype=np.int64)
+    n, c = np.shape(x)[:2]
+    k = w.shape[2]
+    xp, ho, wo = _padded(x, k, stride, padding)
+    acc = np.zeros((n, c, ho, wo), dtype=np.int64)
+    for ch in range(c):
+        if mask is not None and not mask[ch, 0]:
+            continue
+        for i in range(k):
+            for j in range(k):
+                patch = xp[:, ch, i : i + stride * ho : stride, j : j + stride * wo : stride]
+                acc[:, ch] += patch * w[ch, 0, i, j]
     return _int32(acc)
 
 
@@ -71,6 +97,8 @@ def make_accumulate(g: int):
     def accumulate(layer: Layer, x: np.ndarray) -> np.ndarray:
         if layer.op is Op.CONV:
             return conv2d(x, layer.weight, layer.stride, layer.padding, layer.mask, g)
+        if layer.op is Op.DWCONV:
+            return depthwise2d(x, layer.weight, layer.stride, layer.padding, layer.mask)
         if layer.op is Op.LINEAR:
             return linear(x, layer.weight, layer.mask, g)
         return gap_sum(x)

@@ -131,7 +131,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "backend and emu; require identical codes and report images/s. Run this first on a board.",
     )
     p.add_argument("--backend", default="auto", choices=backends.names())
-    p.add_argument("--model", type=Path, default=ternpynq.DEFAULT_MODEL, help="a .tpq bundle")
+    p.add_argument(
+        "--model",
+        type=ternpynq.resolve_model,
+        default=ternpynq.DEFAULT_MODEL,
+        help="a .tpq bundle, or a shipped model: imagenet, fashion-mnist",
+    )
     p.add_argument("--samples", type=Path, default=ternpynq.SAMPLES_DIR, help="folder of images")
     p.add_argument("--board", help="overlay board for csim/pynq (default: detected or pynq-z2)")
     p.set_defaults(func=run)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ternpynq.bundle.numerics import quantize_multiplier
 from ternpynq.bundle.packing import trit_limit
-from ternpynq.bundle.schema import Bundle, InputSpec, Layer, Op, Requant
+from ternpynq.bundle.schema import Bundle, InputSpec, Layer, Op, Padding, Requant, same_padding
 from ternpynq.bundle.stats import group_mask
 from ternpynq.bundle.validate import output_shape
 from ternpynq.runtime import ops
@@ -97,6 +97,7 @@ class GraphBuilder:
         trits: int = 1,
         clamp: tuple[int, int] = RELU,
         residual: str | None = None,
+        padding: Padding | None = None,
     ) -> str:
         w, mask = self._weights((cout, self.shapes[src][0], k, k), trits)
         layer = _layer(
@@ -105,7 +106,7 @@ class GraphBuilder:
             src,
             kernel=k,
             stride=stride,
-            padding=k // 2,
+            padding=k // 2 if padding is None else padding,
             trits=trits,
             weight=w,
             mask=mask,
@@ -113,6 +114,24 @@ class GraphBuilder:
             alpha=1.0,
         )
         return self._add(layer, clamp)
+
+    def dwconv(self, name: str, src: str, k: int = 3, stride: int = 1, trits: int = 5) -> str:
+        """Depthwise k×k with TF "SAME" padding (asymmetric at stride 2)."""
+        c, h, w = self.shapes[src]
+        top, bottom = same_padding(h, k, stride)
+        left, right = same_padding(w, k, stride)
+        weight, mask = self._weights((c, 1, k, k), trits)
+        layer = _layer(name, Op.DWCONV, src, kernel=k, stride=stride, trits=trits, weight=weight,
+                       mask=mask, padding=(top, left, bottom, right), alpha=1.0)  # fmt: skip
+        return self._add(layer, RELU)
+
+    def mbconv(self, name: str, src: str, cout: int, expand: int, k: int, stride: int) -> str:
+        """Inverted residual: expand 1×1, depthwise, linear int8 projection (+ fused skip)."""
+        cin = self.shapes[src][0]
+        x = self.conv(f"{name}.expand", src, cin * expand, k=1, trits=5)
+        x = self.dwconv(f"{name}.dw", x, k, stride)
+        skip = src if stride == 1 and cin == cout else None
+        return self.conv(f"{name}.project", x, cout, k=1, trits=5, clamp=INT8, residual=skip)
 
     def linear(self, name: str, src: str, cout: int, trits: int = 5) -> str:
         w, mask = self._weights((cout, self.shapes[src][0]), trits)
@@ -162,7 +181,8 @@ def random_bundle(
     size: int | None = None,
     num_classes: int = 10,
 ) -> Bundle:
-    """A random valid bundle: ``tiny`` (1×8×8), ``resnet20`` (1×28×28), ``resnet18`` (3×224×224)."""
+    """A random valid bundle: ``tiny`` (1×8×8), ``resnet20`` (1×28×28), ``resnet18`` (3×224×224),
+    ``mbconv`` (3×12×12, depthwise and wide layers of format 2)."""
     if arch == "tiny":
         b = GraphBuilder(1, size or 8, g, prune, seed)
         x = b.conv("conv1", "input", 8, trits=5)
@@ -186,8 +206,15 @@ def random_bundle(
                 stride = 2 if stage > 1 and block == 0 else 1
                 x = b.basic_block(f"layer{stage}.{block}", x, width, stride)
         x = b.linear("fc", b.gap("avgpool", x), num_classes)
+    elif arch == "mbconv":  # format-2 ops: depthwise, SAME padding, a wide 1152-input projection
+        b = GraphBuilder(3, size or 12, g, prune, seed)
+        x = b.conv("stem", "input", 8, stride=2, trits=5, padding=(0, 0, 1, 1))
+        x = b.mbconv("block1", x, 8, expand=1, k=3, stride=1)
+        x = b.mbconv("block2", x, 16, expand=6, k=5, stride=2)
+        x = b.mbconv("block3", x, 16, expand=72, k=3, stride=1)
+        x = b.linear("fc", b.gap("gap", b.conv("head", x, 32, k=1, trits=5)), num_classes)
     else:
-        raise ValueError(f"unknown arch {arch!r}; choose tiny, resnet20 or resnet18")
+        raise ValueError(f"unknown arch {arch!r}; choose tiny, resnet20, resnet18 or mbconv")
     return b.bundle(f"random-{arch}", num_classes)
 
 
@@ -195,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     from ternpynq.bundle.io import save
 
     parser = argparse.ArgumentParser(description="Write a random (meaningless) test bundle.")
-    parser.add_argument("--arch", default="resnet20", choices=["tiny", "resnet20", "resnet18"])
+    parser.add_argument(
+        "--arch", default="resnet20", choices=["tiny", "resnet20", "resnet18", "mbconv"]
+    )
     parser.add_argument("--g", type=int, default=16)
     parser.add_argument("--prune", type=float, default=0.25, help="fraction of groups pruned")
     parser.add_argument("--seed", type=int, default=0)

@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """
     app = Flask(__name__)
     app.config.from_mapping(
-        MODEL=str(ternpynq.DEFAULT_MODEL),
+        MODEL=str(ternpynq.IMAGENET_MODEL),
         BACKEND="emu",
         MAX_CONTENT_LENGTH=16 << 20,
         DEFAULT_TOP=5,
@@ -109,8 +109,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/")
     def index():
-        model = "" if app.config["TOKEN"] else classifier().bundle.model
-        return render_template_string(UPLOAD_PAGE, model=model, token=bool(app.config["TOKEN"]))
+        about = ""
+        if not app.config["TOKEN"]:  # behind a token the page says nothing about the model
+            b = classifier().bundle
+            source = b.extra.get("source")
+            about = f"{b.model} ({len(b.labels)} classes{', from ' + source if source else ''})"
+        return render_template_string(UPLOAD_PAGE, model=about, token=bool(app.config["TOKEN"]))
 
     @app.get("/healthz")
     def health():
@@ -123,6 +127,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         stats = model_stats(b)
         return jsonify(
             model=b.model,
+            # where the network came from and how it was compressed, as its bundle records it
+            about={k: b.extra[k] for k in ("source", "method", "published_top1") if k in b.extra},
             backend=clf.backend_name,
             labels=b.labels,
             g=b.g,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from pathlib import Path
 
 import ternpynq
 from ternpynq.runtime import backends
@@ -27,7 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"bearer token (--token or ${TOKEN_ENV}). "
         "For gunicorn: gunicorn 'ternpynq.serve:create_app()' (docs/serving.md).",
     )
-    p.add_argument("--model", type=Path, default=ternpynq.DEFAULT_MODEL)
+    p.add_argument(
+        "--model",
+        type=ternpynq.resolve_model,
+        default=ternpynq.IMAGENET_MODEL,
+        help="a .tpq bundle, or a shipped model's name: imagenet (default), fashion-mnist",
+    )
     p.add_argument("--backend", default="emu", choices=backends.names())
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port, 0 for any free one")

@@ -54,7 +54,7 @@ def spec(token: bool = False) -> dict:
                     "summary": "The loaded model",
                     "responses": {
                         "200": {
-                            "description": "model, labels, input and compression statistics",
+                            "description": "model, source (about), labels, input, compression",
                             **_json({"type": "object"}),
                         },
                         **{k: v for k, v in errors.items() if k in ("401", "503")},

