@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ternpynq quick start on a fresh Debian machine with Python 3.11.
-#   bash scripts/quickstart.sh        set up, then classify the sample images with the bundled
-#                                     model on the emulated overlay (csim) and check it against emu
+#   bash scripts/quickstart.sh        set up, then classify two photos with the ImageNet model,
+#                                     and the Fashion-MNIST samples with the ternary model on the
+#                                     emulated overlay (csim), checked against emu
 #   bash scripts/quickstart.sh test   set up the dev tools, then run ruff and the test suite,
 #                                     then the board-stack leg (scripts/board_stack.sh)
 set -euo pipefail
@@ -26,6 +27,9 @@ fi
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 if [ "$mode" = demo ]; then
   "${pip[@]}" -e .  # the runtime needs numpy and pillow only
+  # real photos, 1000 ImageNet classes: the shipped 5-trit EfficientNet-Lite0 on the golden model
+  .venv/bin/ternpynq classify --model imagenet host/ternpynq/models/photos/*.jpg --top 3
+  # the ternary, PE-pruned ResNet-20 on the overlay's own C++ (csim), checked against emu
   .venv/bin/ternpynq inspect host/ternpynq/models/fashion-mnist-resnet20.tpq
   .venv/bin/ternpynq classify host/ternpynq/models/samples/*.png --backend csim
   .venv/bin/ternpynq selftest --backend csim
