@@ -1,0 +1,197 @@
+"""Accuracy against CR, per method: a grid of penalty strengths from one shared pre-training.
+
+Every run is a plain ``ternpynq compress --from PRETRAIN`` with the pruning left to the
+penalty alone (no ``--target-density``); it is then exported and evaluated through a backend
+(``emu`` by default) on the full test set. Rows go to ``<out>/<run>/row.json`` as each run
+finishes, so a killed grid resumes and a partial grid is still reported.
+
+    python -m ternpynq.train.frontier --pretrained runs/grid/pretrain/pretrain.pt \\
+        --out runs/grid --subset 10000 --epochs 2,1 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# Each series: its compress flags, the flag its strength sets and the default strengths
+# (lambda for naive group lasso, r for WPC with lambda fixed at WPC_LAM). The order is the
+# order worth running in: the two methods the comparison is about, the references, the records.
+WPC_LAM = 1.0
+SERIES = {
+    "naive": (["--method", "naive"], "--lam", (0.25, 0.4, 0.6)),
+    "wpc-rank": (["--method", "wpc", "--tau-mode", "rank"], "--r", (0.2, 0.3, 0.4)),
+    "fp": (["--method", "fp"], None, ()),
+    "tern": (["--method", "tern"], None, ()),
+    "wpc-mean": (["--method", "wpc", "--tau-mode", "mean"], "--r", (0.7, 0.85, 1.0)),
+    "wpc-rank-sg": (
+        ["--method", "wpc", "--tau-mode", "rank", "--solver", "subgradient"],
+        "--r",
+        (0.2, 0.3, 0.4),
+    ),
+}
+
+
+def plan(
+    strengths: dict[str, tuple[float, ...]] | None = None,
+    wpc_lam: float = WPC_LAM,
+    seeds: tuple[int, ...] = (0,),
+) -> list[tuple[str, list[str]]]:
+    """(run name, compress flags) for every series, strength and seed, in ``SERIES`` order.
+
+    ``strengths`` overrides a series' default strengths; a series given ``()`` is left out.
+    """
+    runs: list[tuple[str, list[str]]] = []
+    for seed in seeds:
+        for name, (flags, knob, default) in SERIES.items():
+            values = (strengths or {}).get(name, default)
+            tail = ["--seed", str(seed)]
+            if knob is None:  # a reference run, left out when given ()
+                if name not in (strengths or {}) or values:
+                    runs.append((f"{name}-s{seed}", [*flags, *tail]))
+                continue
+            lam = ["--lam", f"{wpc_lam:g}"] if knob == "--r" else []
+            letter = knob[2]  # --lam -> l, --r -> r
+            for x in values:
+                runs.append(
+                    (f"{name}-{letter}{x:g}-s{seed}", [*flags, *lam, knob, f"{x:g}", *tail])
+                )
+    return runs
+
+
+def series(name: str) -> str:
+    """The plot series of a run name: ``wpc-rank-r0.3-s0`` -> ``wpc-rank``."""
+    return name.rsplit("-", 2)[0] if name.count("-") >= 2 else name.rsplit("-", 1)[0]
+
+
+def measure(run_dir: Path, data: str | None, backend: str = "emu") -> dict:
+    """Export ``run_dir/model.pt``, evaluate the bundle on the full test set, write row.json."""
+    from ternpynq.bundle import load, save
+    from ternpynq.train.evaluate import evaluate_bundle
+    from ternpynq.train.export import export_checkpoint
+
+    bundle_path = run_dir / f"{run_dir.name}.tpq"
+    save(export_checkpoint(str(run_dir / "model.pt"), data=data), bundle_path)
+    res = evaluate_bundle(str(bundle_path), "fashion-mnist", data, backend)
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    final = [x for x in lines if x.get("stage") == "final"][-1]
+    config = json.loads((run_dir / "config.json").read_text())
+    stats = load(bundle_path).stats
+    row = {
+        "series": series(run_dir.name),
+        "pe": config["pe"],
+        "seed": config["train"]["seed"],
+        f"{backend}_top1": res["top1"],
+        f"{backend}_top5": res["top5"],
+        "images": res["images"],
+        "float_top1": final["test_top1"],
+        "cr": stats["cr"],
+        "density": stats["density"],
+        "s_min": stats["s_min"],
+        "bundle_bytes": bundle_path.stat().st_size,
+        "stream_bytes": stats["stream_bytes"],
+        "train_wall_s": final["wall_s"],
+        "device": final["device"],
+    }
+    (run_dir / "row.json").write_text(json.dumps(row, indent=2))
+    return row
+
+
+def run_one(name: str, flags: list[str], common: list[str], out: Path, data: str | None) -> str:
+    """Train (resuming), then measure; returns a one-line status."""
+    run_dir = out / name
+    if (run_dir / "row.json").is_file():
+        return f"{name}: already measured"
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    start = time.time()
+    with open(out / f"{name}.log", "a") as log:
+        cmd = [sys.executable, "-m", "ternpynq.cli", "compress", *common, *flags]
+        code = subprocess.run([*cmd, "--out", str(run_dir)], stdout=log, stderr=log, env=env)
+        if code.returncode != 0:
+            return f"{name}: compress failed ({code.returncode}), see {log.name}"
+        cmd = [sys.executable, "-m", "ternpynq.train.frontier", "--measure", str(run_dir)]
+        if data:
+            cmd += ["--data", data]
+        code = subprocess.run(cmd, stdout=log, stderr=log, env=env)
+        if code.returncode != 0:
+            return f"{name}: measure failed ({code.returncode}), see {log.name}"
+    return f"{name}: done in {time.time() - start:.0f} s"
+
+
+def pretrain_epochs(path: str) -> int:
+    """Epochs of the shared pre-training, so every run's config.json records them."""
+    from ternpynq.train import checkpoint as ckpt
+
+    payload = ckpt.load(path)
+    return int(json.loads(payload["train_config"])["pretrain"]["epochs"])
+
+
+def collect(out: Path) -> dict[str, dict]:
+    """Every measured row under ``out``, by run name."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/row.json"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--measure", help="only export and evaluate this finished run folder")
+    p.add_argument("--pretrained", help="the shared float pre-training checkpoint")
+    p.add_argument("--out", help="grid folder (one sub-folder per run)")
+    p.add_argument("--data")
+    p.add_argument("--subset", type=int, help="train on the first N images only")
+    p.add_argument("--epochs", default="2,1", help="compress,finetune epochs")
+    p.add_argument("--workers", type=int, default=1, help="runs at once")
+    p.add_argument("--seeds", default="0")
+    p.add_argument(
+        "--strengths",
+        action="append",
+        default=[],
+        metavar="SERIES=X,Y",
+        help=f"strengths of one series ({', '.join(SERIES)}); empty leaves it out",
+    )
+    p.add_argument("--wpc-lam", type=float, default=WPC_LAM)
+    p.add_argument("--only", help="comma-separated run names (default: all)")
+    args = p.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure), args.data)))
+        return 0
+    if not args.pretrained or not args.out:
+        p.error("--pretrained and --out are needed to run the grid")
+
+    strengths = {}
+    for item in args.strengths:
+        name, _, values = item.partition("=")
+        if name not in SERIES:
+            p.error(f"--strengths: unknown series {name!r}; choose from {', '.join(SERIES)}")
+        strengths[name] = tuple(float(x) for x in values.split(",") if x)
+    runs = plan(strengths, args.wpc_lam, tuple(int(x) for x in args.seeds.split(",")))
+    if args.only:
+        runs = [r for r in runs if r[0] in args.only.split(",")]
+    compress, finetune = (int(x) for x in args.epochs.split(","))
+    pretrain = pretrain_epochs(args.pretrained)
+    common = ["--epochs", f"{pretrain},{compress},{finetune}", "--from", args.pretrained]
+    common += ["--eval-at-stage-end"]
+    if args.subset:
+        common += ["--subset", str(args.subset)]
+    if args.data:
+        common += ["--data", args.data]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    with ThreadPoolExecutor(max(args.workers, 1)) as pool:
+        jobs = [pool.submit(run_one, n, f, common, out, args.data) for n, f in runs]
+        for job in jobs:
+            status = job.result()
+            failed += "failed" in status
+            print(status, flush=True)
+    (out / "rows.json").write_text(json.dumps(collect(out), indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
