@@ -64,9 +64,9 @@ def register(sub) -> None:
         "--time-limit", type=float, help="minutes; later epochs are skipped (and logged)"
     )
     p.add_argument(
-        "--eval-at-stage-end",
+        "--eval-once",
         action="store_true",
-        help="test only after each stage's last epoch (saves time in short runs)",
+        help="test only once, after the last stage (saves time in short runs)",
     )
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=compress_cmd)
@@ -117,7 +117,7 @@ def compress_cmd(args) -> int:
         seed=args.seed,
         init=args.init,
         train_subset=args.subset,
-        eval_every_epoch=not args.eval_at_stage_end,
+        eval_every_epoch=not args.eval_once,
     )
     epochs = (cfg.pretrain.epochs, cfg.compress.epochs, cfg.finetune.epochs)
     if args.quick:

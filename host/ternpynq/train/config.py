@@ -116,7 +116,7 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # a float state dict (torchvision key names) to start from
     deadline: float | None = None  # unix time; stages are cut short after it (recorded)
-    eval_every_epoch: bool = True  # False: test only after a stage's last epoch (short runs)
+    eval_every_epoch: bool = True  # False: test only once, after the last stage (short runs)
 
 
 def to_dict(obj: Any) -> dict:

@@ -124,12 +124,43 @@ def run_one(name: str, flags: list[str], common: list[str], out: Path, data: str
     return f"{name}: done in {time.time() - start:.0f} s"
 
 
-def pretrain_epochs(path: str) -> int:
-    """Epochs of the shared pre-training, so every run's config.json records them."""
+def pretrain_stage(path: str) -> tuple[int, float]:
+    """(epochs, lr) of the shared pre-training, so every run's config.json records them."""
     from ternpynq.train import checkpoint as ckpt
 
-    payload = ckpt.load(path)
-    return int(json.loads(payload["train_config"])["pretrain"]["epochs"])
+    stage = json.loads(ckpt.load(path)["train_config"])["pretrain"]
+    return int(stage["epochs"]), float(stage["lr"])
+
+
+def shrink_per_lambda(lr: float, steps: int) -> float:
+    """Total soft-threshold lr_t * lambda of a compress stage, per unit lambda: the sum of the
+    per-step cosine learning rates (loop.cosine_lr)."""
+    from ternpynq.train.loop import cosine_lr
+
+    return sum(cosine_lr(lr, t, steps) for t in range(steps))
+
+
+def calibrate(pretrained: str, quantiles: tuple[float, ...], lr: float, steps: int) -> dict:
+    """Strengths that fit a short compress stage, from the pre-trained group norms.
+
+    A naive lambda is set so the stage's total soft-threshold equals the q-quantile of the
+    group norms (ignoring the loss pushing back, so it prunes somewhat less than q); the WPC
+    lambda so it equals twice the median norm, enough to zero every group below tau.
+    """
+    import torch
+
+    from ternpynq.train import checkpoint as ckpt
+    from ternpynq.train.compress import ternary_layers
+    from ternpynq.train.groups import group_norms
+    from ternpynq.train.pipeline import model_from_checkpoint
+
+    model, _, pe = model_from_checkpoint(ckpt.load(pretrained))
+    with torch.no_grad():
+        norms = torch.cat([group_norms(m.weight, pe.g).flatten() for _, m in ternary_layers(model)])
+    per = shrink_per_lambda(lr, steps)
+    naive = tuple(round(float(norms.quantile(q)) / per, 3) for q in quantiles)
+    wpc = round(2 * float(norms.median()) / per, 3)
+    return {"quantiles": list(quantiles), "naive": list(naive), "wpc_lam": wpc, "steps": steps}
 
 
 def collect(out: Path) -> dict[str, dict]:
@@ -145,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data")
     p.add_argument("--subset", type=int, help="train on the first N images only")
     p.add_argument("--epochs", default="2,1", help="compress,finetune epochs")
+    p.add_argument("--lr", default="0.02,0.01", help="compress,finetune base learning rates")
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=1, help="runs at once")
     p.add_argument("--seeds", default="0")
     p.add_argument(
@@ -156,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--wpc-lam", type=float, default=WPC_LAM)
     p.add_argument("--only", help="comma-separated run names (default: all)")
+    p.add_argument(
+        "--calibrate",
+        metavar="Q1,Q2,...",
+        help="set naive lambdas (and the WPC lambda) from these quantiles of the pre-trained "
+        "group norms (see calibrate)",
+    )
     args = p.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(Path(args.measure), args.data)))
@@ -169,19 +208,31 @@ def main(argv: list[str] | None = None) -> int:
         if name not in SERIES:
             p.error(f"--strengths: unknown series {name!r}; choose from {', '.join(SERIES)}")
         strengths[name] = tuple(float(x) for x in values.split(",") if x)
+    compress, finetune = (int(x) for x in args.epochs.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.calibrate:
+        images = args.subset or 60000  # Fashion-MNIST's training set when no subset is given
+        steps = -(-images // args.batch_size) * compress
+        lr = float(args.lr.split(",")[0])
+        cal = calibrate(
+            args.pretrained, tuple(float(q) for q in args.calibrate.split(",")), lr, steps
+        )
+        (out / "calibration.json").write_text(json.dumps(cal, indent=2))
+        print(f"calibrated: {json.dumps(cal)}", flush=True)
+        strengths.setdefault("naive", tuple(cal["naive"]))
+        args.wpc_lam = cal["wpc_lam"]
     runs = plan(strengths, args.wpc_lam, tuple(int(x) for x in args.seeds.split(",")))
     if args.only:
         runs = [r for r in runs if r[0] in args.only.split(",")]
-    compress, finetune = (int(x) for x in args.epochs.split(","))
-    pretrain = pretrain_epochs(args.pretrained)
-    common = ["--epochs", f"{pretrain},{compress},{finetune}", "--from", args.pretrained]
-    common += ["--eval-at-stage-end"]
+    pre_epochs, pre_lr = pretrain_stage(args.pretrained)
+    common = ["--epochs", f"{pre_epochs},{compress},{finetune}", "--from", args.pretrained]
+    common += ["--lr", f"{pre_lr:g},{args.lr}", "--batch-size", str(args.batch_size)]
+    common += ["--eval-once"]
     if args.subset:
         common += ["--subset", str(args.subset)]
     if args.data:
         common += ["--data", args.data]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     failed = 0
     with ThreadPoolExecutor(max(args.workers, 1)) as pool:
         jobs = [pool.submit(run_one, n, f, common, out, args.data) for n, f in runs]

@@ -187,7 +187,7 @@ class Run:
                 after_step=after,
                 desc=f"{stage} {epoch + 1}/{sc.epochs}",
             )
-            if self.cfg.eval_every_epoch or epoch + 1 == sc.epochs:
+            if self.cfg.eval_every_epoch:
                 rec.update(evaluate(self.model, self.test, rank=self.rank, world=self.world))
             s = stats(self.model, self.pe)
             rec.update({k: s[k] for k in ("density", "s_min", "cr")})
