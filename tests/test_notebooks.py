@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
-EXPECTED = ["01-classify-on-pynq.ipynb"]  # listed by name: a missing notebook fails, not skips
+# listed by name: a missing notebook fails, not skips
+EXPECTED = ["01-classify-on-pynq.ipynb", "03-compress-walkthrough.ipynb"]
 
 
 def test_notebook_list_is_complete():

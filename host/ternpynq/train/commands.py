@@ -51,6 +51,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--image-size", type=int, default=224, help="imagefolder input size")
     p.add_argument("--subset", type=int, help="train on the first N images only")
+    p.add_argument("--test-subset", type=int, help="test on the first N test images only")
     p.add_argument(
         "--quick", action="store_true", help="a small profile (6000 images, 2+2+2 epochs)"
     )
@@ -117,6 +118,7 @@ def compress_cmd(args) -> int:
         seed=args.seed,
         init=args.init,
         train_subset=args.subset,
+        test_subset=args.test_subset,
         eval_every_epoch=not args.eval_once,
     )
     epochs = (cfg.pretrain.epochs, cfg.compress.epochs, cfg.finetune.epochs)

@@ -113,6 +113,7 @@ class TrainConfig:
     compress: StageConfig = field(default_factory=lambda: StageConfig(20, 0.02))
     finetune: StageConfig = field(default_factory=lambda: StageConfig(15, 0.01))
     train_subset: int | None = None  # use only the first N training images (quick runs)
+    test_subset: int | None = None  # test on the first N test images only (quick runs)
     seed: int = 0
     init: str | None = None  # a float state dict (torchvision key names) to start from
     deadline: float | None = None  # unix time; stages are cut short after it (recorded)

@@ -91,6 +91,7 @@ def measure(run_dir: Path, data: str | None, backend: str = "emu") -> dict:
         f"{backend}_top5": res["top5"],
         "images": res["images"],
         "float_top1": final["test_top1"],
+        "float_images": config["train"]["test_subset"] or res["images"],
         "cr": stats["cr"],
         "density": stats["density"],
         "s_min": stats["s_min"],
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="grid folder (one sub-folder per run)")
     p.add_argument("--data")
     p.add_argument("--subset", type=int, help="train on the first N images only")
+    p.add_argument(
+        "--float-test-subset",
+        type=int,
+        help="test the float checkpoint on the first N test images (emu always sees all)",
+    )
     p.add_argument("--epochs", default="2,1", help="compress,finetune epochs")
     p.add_argument("--lr", default="0.02,0.01", help="compress,finetune base learning rates")
     p.add_argument("--batch-size", type=int, default=256)
@@ -231,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--eval-once"]
     if args.subset:
         common += ["--subset", str(args.subset)]
+    if args.float_test_subset:
+        common += ["--test-subset", str(args.float_test_subset)]
     if args.data:
         common += ["--data", args.data]
     failed = 0

@@ -47,7 +47,7 @@ def load_datasets(cfg: TrainConfig, device: torch.device):
     """(train, test, labels, spec) for the configured dataset."""
     if cfg.dataset == "fashion-mnist":
         train = fashion_mnist(cfg.data, "train", device, cfg.train_subset)
-        test = fashion_mnist(cfg.data, "test", device)
+        test = fashion_mnist(cfg.data, "test", device, cfg.test_subset)
         return train, test, list(FASHION_LABELS), fashion_spec()
     if cfg.dataset == "imagefolder":
         from ternpynq.train.imagefolder import ImageFolderData, readable_labels
