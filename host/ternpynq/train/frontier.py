@@ -72,33 +72,16 @@ def series(name: str) -> str:
 
 def measure(run_dir: Path, data: str | None, backend: str = "emu") -> dict:
     """Export ``run_dir/model.pt``, evaluate the bundle on the full test set, write row.json."""
-    from ternpynq.bundle import load, save
-    from ternpynq.train.evaluate import evaluate_bundle
-    from ternpynq.train.export import export_checkpoint
+    from ternpynq.train.report import measure_run
 
-    bundle_path = run_dir / f"{run_dir.name}.tpq"
-    save(export_checkpoint(str(run_dir / "model.pt"), data=data), bundle_path)
-    res = evaluate_bundle(str(bundle_path), "fashion-mnist", data, backend)
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    final = [x for x in lines if x.get("stage") == "final"][-1]
+    measured = measure_run(run_dir / "model.pt", run_dir.name, data, backend)
     config = json.loads((run_dir / "config.json").read_text())
-    stats = load(bundle_path).stats
     row = {
         "series": series(run_dir.name),
         "pe": config["pe"],
         "seed": config["train"]["seed"],
-        f"{backend}_top1": res["top1"],
-        f"{backend}_top5": res["top5"],
-        "images": res["images"],
-        "float_top1": final["test_top1"],
-        "float_images": config["train"]["test_subset"] or res["images"],
-        "cr": stats["cr"],
-        "density": stats["density"],
-        "s_min": stats["s_min"],
-        "bundle_bytes": bundle_path.stat().st_size,
-        "stream_bytes": stats["stream_bytes"],
-        "train_wall_s": final["wall_s"],
-        "device": final["device"],
+        **measured,
+        "float_images": config["train"]["test_subset"] or measured["images"],
     }
     (run_dir / "row.json").write_text(json.dumps(row, indent=2))
     return row
