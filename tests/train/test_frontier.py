@@ -18,6 +18,9 @@ def test_plan_orders_the_compared_methods_first_and_names_each_strength():
                      "--lam", "0.5", "--r", "0.3", "--seed", "0"]  # fmt: skip
     assert [series(n) for n in names] == ["naive", "wpc-rank", "fp", "tern", "wpc-rank-sg"]
     assert len(plan(seeds=(0, 1, 2))) == 3 * len(plan())
+    assert series("naive-l1e-05-s2") == "naive"
+    with pytest.raises(ValueError, match="not a run name"):
+        series("lasso-l1-s0")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ penalty alone (no ``--target-density``); it is then exported and evaluated throu
 finishes, so a killed grid resumes and a partial grid is still reported.
 
     python -m ternpynq.train.frontier --pretrained runs/grid/pretrain/pretrain.pt \\
-        --out runs/grid --subset 10000 --epochs 2,1 --workers 2
+        --out runs/grid --epochs 8,5 --seeds 0,1,2 --workers 12 --calibrate 0.2,0.32,0.45
 """
 
 from __future__ import annotations
@@ -66,8 +66,12 @@ def plan(
 
 
 def series(name: str) -> str:
-    """The plot series of a run name: ``wpc-rank-r0.3-s0`` -> ``wpc-rank``."""
-    return name.rsplit("-", 2)[0] if name.count("-") >= 2 else name.rsplit("-", 1)[0]
+    """The plot series of a run name: ``wpc-rank-r0.3-s0`` -> ``wpc-rank`` (the longest
+    series name it starts with, so ``wpc-rank-sg-...`` and a strength like 1e-05 parse)."""
+    known = [k for k in SERIES if name.startswith(k + "-")]
+    if not known:
+        raise ValueError(f"{name!r} is not a run name of the grid ({', '.join(SERIES)})")
+    return max(known, key=len)
 
 
 def measure(run_dir: Path, data: str | None, backend: str = "emu") -> dict:
