@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+# listed by name: a missing notebook fails, not skips
 EXPECTED = [
     "01-classify-on-pynq.ipynb",
     "02-imagenet-photos.ipynb",
-]  # listed by name: a missing notebook fails, not skips
+    "03-compress-walkthrough.ipynb",
+]
 
 
 def test_notebook_list_is_complete():

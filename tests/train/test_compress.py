@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from ternpynq.train import TernaryPEConfig, compress_, fix_mask_, stats
+from ternpynq.train.compress import size_normalized_norms
 from ternpynq.train.groups import group_norms
 from ternpynq.train.models import resnet18, resnet20
 from ternpynq.train.ternary import TernaryConv2d
@@ -58,7 +59,7 @@ def test_target_density_prunes_the_weakest_groups():
     torch.manual_seed(0)
     model = compress_(resnet20(), TernaryPEConfig(g=16, target_density=0.6))
     layers = [m for m in model.modules() if isinstance(m, TernaryConv2d)]
-    norms = torch.cat([group_norms(m.weight, 16).flatten() for m in layers])
+    norms = torch.cat([size_normalized_norms(m.weight, 16).flatten() for m in layers])
     s = fix_mask_(model, model.pe_config)
     kept = torch.cat([m.mask.flatten() for m in layers])
     assert abs(s["density"] - 0.6) < 0.01
@@ -72,3 +73,26 @@ def test_mask_survives_a_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     assert stats(b, b.pe_config)["density"] == stats(a, a.pe_config)["density"]
     assert any(m.masked for m in b.modules() if isinstance(m, TernaryConv2d))
+
+
+def test_density_cut_ranks_norm_per_sqrt_group_size():
+    # 1x1 groups of 16 weights at 0.2 (norm 0.8) against 3x3 groups of 144 weights at 0.05 to
+    # 0.15 (norm about 1.2): per weight the 1x1 groups are the strongest, so a cut by
+    # norm / sqrt(size) keeps them all, where a cut by raw norm would drop them first
+    torch.manual_seed(0)
+    model = compress_(resnet20(), TernaryPEConfig(g=16, target_density=0.5))
+    layers = [m for m in model.modules() if isinstance(m, TernaryConv2d)]
+    downs = [m for m in layers if m.weight.shape[-1] == 1]
+    assert len(downs) == 2
+    with torch.no_grad():
+        for m in layers:
+            if m.weight.shape[-1] == 1:
+                m.weight.fill_(0.2)
+            else:
+                m.weight.copy_(0.05 + 0.1 * torch.rand_like(m.weight))
+    raw = torch.cat([group_norms(m.weight, 16).flatten() for m in layers])
+    s = fix_mask_(model, model.pe_config)
+    assert abs(s["density"] - 0.5) < 0.01
+    assert all(m.mask.all() for m in downs)  # every 1x1 group kept
+    kept = torch.cat([m.mask.flatten() for m in layers])
+    assert raw[~kept].min() > 0.8  # each pruned 3x3 group had a larger raw norm than a 1x1 one

@@ -109,3 +109,29 @@ def test_quick_profile_on_real_fashion_mnist(tmp_path):
     assert main(["compress", "--quick", "--out", str(tmp_path / "q")]) == 0
     assert time.time() - start < 600
     assert records(tmp_path / "q")[-1]["test_top1"] > 70
+
+
+def test_default_rank_tau_prunes_by_the_penalty_alone(fashion_dir, tmp_path):
+    """No target_density: the groups the default WPC (rank tau) zeroes are the whole mask."""
+    from ternpynq.train.compress import ternary_layers
+    from ternpynq.train.config import StageConfig, TernaryPEConfig, TrainConfig
+    from ternpynq.train.groups import group_view
+    from ternpynq.train.pipeline import Run
+
+    cfg = TrainConfig(data=str(fashion_dir), batch_size=64, train_subset=256)
+    cfg.pretrain, cfg.compress, cfg.finetune = (
+        StageConfig(1, 0.1),
+        StageConfig(2, 0.02),
+        StageConfig(1, 0.01),
+    )
+    pe = TernaryPEConfig(lam=20.0)  # default method, tau mode and r; strong enough for 8 steps
+    assert pe.target_density is None and pe.tau_mode.value == "rank"
+    run = Run(cfg, pe, tmp_path / "run")
+    result = run.run()
+    assert 0.5 < result["density"] < 1.0  # pruned, but only the weak quantile
+    for _, m in ternary_layers(run.model):
+        pruned = ~m.mask  # (Cout, G)
+        assert torch.count_nonzero(group_view(m.weight, pe.g)[pruned]) == 0
+        assert torch.count_nonzero(group_view(m.effective_weight(), pe.g)[pruned]) == 0
+        kept = group_view(m.weight, pe.g)[m.mask]
+        assert (kept.abs().amax(-1) >= pe.mask_eps).all()  # a kept group is not empty

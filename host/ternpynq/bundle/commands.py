@@ -37,8 +37,10 @@ def report(path: Path) -> dict:
         "classes": len(bundle.labels),
         "input": {"size": list(bundle.input.size), "channels": bundle.input.channels},
         "density": stats["density"],
+        "density_weights": stats["density_weights"],
         "s_min": stats["s_min"],
         "cr": stats["cr"],
+        "cr_by_weights": stats["cr_by_weights"],
         "float_bytes": stats["float_bytes"],
         "stream_bytes": stats["stream_bytes"],
         "file_bytes": file_bytes,
@@ -75,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
         )
     print("-" * len(head))
     print(
-        f"ternary layers: D = {info['density']:.4f}, s_min = {info['s_min']:.4f}, "
-        f"PE-wise CR = 16/(D·(1−s_min)) = {info['cr']:.2f}"
+        f"ternary layers: D by groups = {info['density']:.4f}, "
+        f"D by weights = {info['density_weights']:.4f}, s_min = {info['s_min']:.4f}"
+    )
+    print(
+        f"PE-wise CR = 16/(D·(1−s_min)) with D by groups (the paper's) = {info['cr']:.2f}; "
+        f"with D by weights it would be {info['cr_by_weights']:.2f}"
     )
     print(
         f"bytes: float32 {info['float_bytes']:,} | overlay stream {info['stream_bytes']:,} | "

@@ -32,10 +32,12 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder (default: the Debian dataset-fashion-mnist path)")
     p.add_argument("--method", default="wpc", choices=["fp", "tern", "naive", "wpc"])
     p.add_argument("--g", type=int, default=16, help="PE lanes per group")
-    p.add_argument("--lam", type=float, default=5e-3, help="penalty weight lambda")
-    p.add_argument("--r", type=float, default=0.7, help="WPC clip ratio")
+    p.add_argument("--lam", type=float, default=0.1, help="penalty weight lambda")
+    p.add_argument(
+        "--r", type=float, help="WPC tau: quantile for rank (default 0.3), ratio for mean (0.7)"
+    )
     p.add_argument("--t", type=float, default=0.05, help="ternary threshold ratio")
-    p.add_argument("--tau-mode", default="mean", choices=["mean", "rank"])
+    p.add_argument("--tau-mode", default="rank", choices=["rank", "mean"])
     p.add_argument("--solver", default="prox", choices=["prox", "subgradient"])
     p.add_argument("--per-channel-alpha", action="store_true")
     p.add_argument("--trainable-threshold", action="store_true")
@@ -49,6 +51,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--image-size", type=int, default=224, help="imagefolder input size")
     p.add_argument("--subset", type=int, help="train on the first N images only")
+    p.add_argument("--test-subset", type=int, help="test on the first N test images only")
     p.add_argument(
         "--quick", action="store_true", help="a small profile (6000 images, 2+2+2 epochs)"
     )
@@ -60,6 +63,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--time-limit", type=float, help="minutes; later epochs are skipped (and logged)"
+    )
+    p.add_argument(
+        "--eval-once",
+        action="store_true",
+        help="test only once, after the last stage (saves time in short runs)",
     )
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=compress_cmd)
@@ -117,6 +125,8 @@ def compress_cmd(args) -> int:
         seed=args.seed,
         init=args.init,
         train_subset=args.subset,
+        test_subset=args.test_subset,
+        eval_every_epoch=not args.eval_once,
     )
     epochs = (cfg.pretrain.epochs, cfg.compress.epochs, cfg.finetune.epochs)
     if args.quick:

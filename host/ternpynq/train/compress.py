@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ternpynq.bundle.stats import group_sizes
 from ternpynq.train import penalty as pen
 from ternpynq.train.config import TernaryPEConfig
 from ternpynq.train.groups import group_norms, layer_stats, live_groups, summarize
@@ -60,13 +61,15 @@ def prox_step_(model: nn.Module, config: TernaryPEConfig, lr: float) -> None:
 def fix_mask_(model: nn.Module, config: TernaryPEConfig) -> dict:
     """Freeze the mask: a group is pruned when every |w| < mask_eps.
 
-    With ``target_density`` set, the weakest surviving groups (smallest norm, over the whole
-    model) are pruned too until that fraction of groups is left. Returns the new statistics.
+    With ``target_density`` set, the weakest surviving groups over the whole model are pruned
+    too until that fraction of groups is left. Weakness is norm / sqrt(group size), the RMS of
+    a group's weights, so a 1x1 group (16 weights) is not cut before a 3x3 one (144 weights)
+    just for holding fewer weights. Returns the new statistics.
     """
     layers = ternary_layers(model)
     masks = {n: live_groups(m.weight, config.g, config.mask_eps) & m.mask for n, m in layers}
     if config.target_density is not None:
-        norms = {n: group_norms(m.weight, config.g) for n, m in layers}
+        norms = {n: size_normalized_norms(m.weight, config.g) for n, m in layers}
         total = sum(v.numel() for v in masks.values())
         keep = int(round(config.target_density * total))
         alive = torch.cat([norms[n][masks[n]] for n, _ in layers])
@@ -76,6 +79,13 @@ def fix_mask_(model: nn.Module, config: TernaryPEConfig) -> dict:
     for n, m in layers:
         m.set_mask(masks[n])
     return stats(model, config)
+
+
+def size_normalized_norms(weight: torch.Tensor, g: int) -> torch.Tensor:
+    """(Cout, G) group L2 norms divided by sqrt(real weights in the group)."""
+    kk = weight[0, 0].numel()
+    sizes = torch.as_tensor(group_sizes(weight.shape[1], kk, g), dtype=weight.dtype)
+    return group_norms(weight, g) / sizes.to(weight.device).sqrt()
 
 
 @torch.no_grad()

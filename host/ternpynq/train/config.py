@@ -22,8 +22,13 @@ class Method(str, Enum):
 
 
 class TauMode(str, Enum):
-    MEAN = "mean"  # tau = r * mean group norm (the paper)
-    RANK = "rank"  # tau = the r-quantile of the group norms
+    RANK = "rank"  # tau = the r-quantile of the group norms (default; the authors' ImageNet code)
+    MEAN = "mean"  # tau = r * mean group norm (the paper's text)
+
+
+# r when none is given: a quantile for RANK (prunes about that fraction of each layer's groups),
+# a ratio to the mean for MEAN (DESIGN.md's 0.7).
+DEFAULT_R = {TauMode.RANK: 0.3, TauMode.MEAN: 0.7}
 
 
 class Solver(str, Enum):
@@ -38,15 +43,17 @@ class TernaryPEConfig:
     g: PE lanes per group; t: ternary threshold ratio (delta = t * max|W|); lam: penalty weight;
     r: WPC clip ratio; skip: module names kept dense and float (the paper's first conv and FC);
     mask_eps: a group is pruned when every |w| < mask_eps; target_density: optionally prune the
-    weakest remaining groups until this fraction of groups survives (for matched-CR ablations).
+    weakest remaining groups (by norm / sqrt(group size)) until this fraction of groups survives;
+    off by default, so the pruning comes from the penalty alone. ``r`` defaults by ``tau_mode``
+    (``DEFAULT_R``).
     """
 
     g: int = 16
     method: Method = Method.WPC
-    lam: float = 5e-3
-    r: float = 0.7
+    lam: float = 0.1
+    r: float | None = None
     t: float = 0.05
-    tau_mode: TauMode = TauMode.MEAN
+    tau_mode: TauMode = TauMode.RANK
     solver: Solver = Solver.PROX
     per_channel_alpha: bool = False
     trainable_threshold: bool = False
@@ -57,6 +64,8 @@ class TernaryPEConfig:
     def __post_init__(self) -> None:
         self.method = Method(self.method)
         self.tau_mode = TauMode(self.tau_mode)
+        if self.r is None:
+            self.r = DEFAULT_R[self.tau_mode]
         self.solver = Solver(self.solver)
         self.skip = tuple(self.skip)
         if self.g < 1:
@@ -65,6 +74,8 @@ class TernaryPEConfig:
             raise ValueError(f"t must be in (0, 1), got {self.t}")
         if self.lam < 0 or self.r <= 0:
             raise ValueError("lam must be >= 0 and r > 0")
+        if self.tau_mode is TauMode.RANK and self.r > 1:
+            raise ValueError(f"a rank tau needs r in (0, 1] (a quantile), got {self.r}")
         if self.target_density is not None and not 0.0 < self.target_density <= 1.0:
             raise ValueError(f"target_density must be in (0, 1], got {self.target_density}")
 
@@ -102,9 +113,11 @@ class TrainConfig:
     compress: StageConfig = field(default_factory=lambda: StageConfig(20, 0.02))
     finetune: StageConfig = field(default_factory=lambda: StageConfig(15, 0.01))
     train_subset: int | None = None  # use only the first N training images (quick runs)
+    test_subset: int | None = None  # test on the first N test images only (quick runs)
     seed: int = 0
     init: str | None = None  # a float state dict (torchvision key names) to start from
     deadline: float | None = None  # unix time; stages are cut short after it (recorded)
+    eval_every_epoch: bool = True  # False: test only once, after the last stage (short runs)
 
 
 def to_dict(obj: Any) -> dict:

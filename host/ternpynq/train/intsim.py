@@ -37,7 +37,15 @@ def run_layer(layer: Layer, x: torch.Tensor, residual: torch.Tensor | None) -> t
         acc = F.conv2d(x.double(), w, stride=layer.stride, padding=layer.padding)
     else:
         acc = x.double() @ w.T
-    return requant(acc.round().long(), layer, residual)
+    return requant(exact_int(acc, layer.name), layer, residual)
+
+
+def exact_int(acc: torch.Tensor, name: str) -> torch.Tensor:
+    """float64 sums of integers -> int64; a non-integral value means the sum was not exact
+    (it overflowed the 2^53 mantissa), which rounding would hide, so it is an error."""
+    if not torch.equal(acc, acc.trunc()):
+        raise ArithmeticError(f"{name}: the float64 accumulator is not integral (inexact sum)")
+    return acc.long()
 
 
 @torch.no_grad()

@@ -1,9 +1,10 @@
 """Group lasso and Weight Penalty Clipping (DESIGN.md "Group lasso", "WPC").
 
-Plain group lasso: R = ||W_g||_2. WPC: R = min(||W_g||_2, tau) with tau = r * mean_g ||W_g||_2
-recomputed per layer at every step (or the r-quantile of the norms, ``TauMode.RANK``), so a
-group above tau gets no penalty gradient at all. Two solvers: the penalty as a loss term
-(subgradient), or its proximal operator after each optimizer step, which gives exact zeros.
+Plain group lasso: R = ||W_g||_2. WPC: R = min(||W_g||_2, tau), tau recomputed per layer at
+every step: by default the r-quantile of the layer's group norms (``TauMode.RANK``), or
+r * mean_g ||W_g||_2 (``TauMode.MEAN``). A group above tau gets no penalty gradient at all.
+Two solvers: the penalty as a loss term (subgradient), or its proximal operator after each
+optimizer step, which gives exact zeros.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ternpynq.train.groups import group_norms, group_view
 NORM_EPS = 1e-12  # keeps d||w||/dw finite (zero) for an all-zero group
 
 
-def tau(norms: torch.Tensor, r: float, mode: TauMode = TauMode.MEAN) -> torch.Tensor:
+def tau(norms: torch.Tensor, r: float, mode: TauMode = TauMode.RANK) -> torch.Tensor:
     """The clip level of one layer, from its group norms (no gradient flows through it)."""
     norms = norms.detach()
     if TauMode(mode) is TauMode.RANK:

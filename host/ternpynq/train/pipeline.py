@@ -47,7 +47,7 @@ def load_datasets(cfg: TrainConfig, device: torch.device):
     """(train, test, labels, spec) for the configured dataset."""
     if cfg.dataset == "fashion-mnist":
         train = fashion_mnist(cfg.data, "train", device, cfg.train_subset)
-        test = fashion_mnist(cfg.data, "test", device)
+        test = fashion_mnist(cfg.data, "test", device, cfg.test_subset)
         return train, test, list(FASHION_LABELS), fashion_spec()
     if cfg.dataset == "imagefolder":
         from ternpynq.train.imagefolder import ImageFolderData, readable_labels
@@ -187,7 +187,8 @@ class Run:
                 after_step=after,
                 desc=f"{stage} {epoch + 1}/{sc.epochs}",
             )
-            rec.update(evaluate(self.model, self.test, rank=self.rank, world=self.world))
+            if self.cfg.eval_every_epoch:
+                rec.update(evaluate(self.model, self.test, rank=self.rank, world=self.world))
             s = stats(self.model, self.pe)
             rec.update({k: s[k] for k in ("density", "s_min", "cr")})
             self.log({"stage": stage, "epoch": epoch + 1, **rec})

@@ -37,6 +37,33 @@ def agreement(bundle_path: Path, data: str | None, limit: int | None = None) -> 
     return 100.0 * same / len(codes)
 
 
+def measure_run(model: Path, name: str, data: str | None, backend: str = "emu") -> dict:
+    """Export a finished run's ``model.pt`` to ``<run>/<name>.tpq``, evaluate the bundle on
+    the full test set through ``backend`` and return its row (with the run's float result)."""
+    from ternpynq.bundle import load
+    from ternpynq.train.export import export_checkpoint
+
+    bundle_path = model.parent / f"{name}.tpq"
+    save(export_checkpoint(str(model), data=data), bundle_path)
+    res = evaluate_bundle(str(bundle_path), "fashion-mnist", data, backend)
+    lines = [json.loads(x) for x in (model.parent / "metrics.jsonl").read_text().splitlines() if x]
+    final = [x for x in lines if x.get("stage") == "final"][-1]
+    stats = load(bundle_path).stats
+    return {
+        f"{backend}_top1": res["top1"],
+        f"{backend}_top5": res["top5"],
+        "images": res["images"],
+        "float_top1": final["test_top1"],
+        "cr": stats["cr"],
+        "density": stats["density"],
+        "s_min": stats["s_min"],
+        "bundle_bytes": bundle_path.stat().st_size,
+        "stream_bytes": stats["stream_bytes"],
+        "train_wall_s": final["wall_s"],
+        "device": final["device"],
+    }
+
+
 def group_norms(model_path: Path, layer: str, g: int = 16) -> list[float]:
     from ternpynq.train.compress import norm_histogram_data
     from ternpynq.train.pipeline import model_from_checkpoint
@@ -97,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hist", default="naive-d0.7,wpc-d0.7", help="two runs for the histogram")
     p.add_argument("--hist-layer", default="layer2.1.conv1")
     args = p.parse_args(argv)
-    from ternpynq.train.export import export_checkpoint
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,26 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in models.items():
         if name in rows:
             continue
+        rows[name] = measure_run(model, name, args.data, args.backend)
         bundle_path = model.parent / f"{name}.tpq"
-        save(export_checkpoint(str(model), data=args.data), bundle_path)
-        res = evaluate_bundle(str(bundle_path), "fashion-mnist", args.data, args.backend)
-        lines = [json.loads(x) for x in (model.parent / "metrics.jsonl").read_text().splitlines()]
-        final = [x for x in lines if x.get("stage") == "final"][-1]
-        from ternpynq.bundle import load
-
-        stats = load(bundle_path).stats
-        rows[name] = {
-            "emu_top1": res["top1"],
-            "emu_top5": res["top5"],
-            "float_top1": final["test_top1"],
-            "cr": stats["cr"],
-            "density": stats["density"],
-            "s_min": stats["s_min"],
-            "bundle_bytes": bundle_path.stat().st_size,
-            "stream_bytes": stats["stream_bytes"],
-            "train_wall_s": final["wall_s"],
-            "device": final["device"],
-        }
         if name in args.agree.split(","):
             rows[name]["intsim_emu_agreement"] = agreement(bundle_path, args.data)
         print(name, json.dumps(rows[name]), flush=True)
