@@ -135,6 +135,7 @@ def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: i
         forward = torch_forward(bundle)
     except NotImplementedError:
         forward = None
+    zoo = zoo_forward(bundle)
     rng = np.random.default_rng(0)
     for n in batches:
         codes = rng.integers(-128, 128, (n, *bundle.layers[0].in_shape)).astype(np.int8)
@@ -152,6 +153,9 @@ def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: i
         if forward is not None:
             x = torch.from_numpy(codes.astype(np.float32))
             contenders["torch"] = lambda x=x: forward(x)
+        if zoo is not None:
+            z = torch.from_numpy(codes.astype(np.float32) / 128)
+            contenders["zoo"] = lambda z=z, m=zoo: m(z)
         best = interleaved_best(contenders, repeats, clock)
         ms = {k: v * 1e3 / n for k, v in best.items()}
         t = ms.get("torch", float("nan"))
@@ -161,6 +165,26 @@ def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: i
             f"| {same} |",
             flush=True,
         )
+        if "zoo" in ms:
+            print(
+                f"  (zoo EfficientNetLite0 float32, batch norms unfolded, same run: "
+                f"{ms['zoo']:.1f} ms/img; int onnx / zoo {ms['int'] / ms['zoo']:.2f}×)",
+                flush=True,
+            )
+
+
+def zoo_forward(bundle: Bundle):
+    """The zoo's float EfficientNet-Lite0 (random weights: only its time counts), or None."""
+    if not bundle.model.startswith("efficientnet-lite0"):
+        return None
+    try:
+        from ternpynq.zoo.efficientnet import EfficientNetLite0, expected_shapes
+    except ImportError:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.rand(shape, generator=gen) for k, shape in expected_shapes().items()}
+    model = EfficientNetLite0(state).eval()
+    return torch.inference_mode()(model)
 
 
 def dw_form_rows(bundle: Bundle, batch: int, repeats: int, threads: int, clock) -> None:
@@ -247,10 +271,12 @@ def main() -> None:
             for n in args.batch:
                 dw_form_rows(bundle, n, args.repeats, threads, clock)
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    if args.profile:
-        codes = np.random.default_rng(0).integers(-128, 128, (8, 3, 224, 224)).astype(np.int8)
+    if args.profile:  # ResNet-18, or the first bundle with --no-resnet
+        target = bundles[0] if args.no_resnet and bundles else resnet18
+        shape = (8, *target.layers[0].in_shape)
+        codes = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
         for graph in ("int", "float"):
-            print("\n".join(op_profile(resnet18, graph, codes)))
+            print("\n".join(op_profile(target, graph, codes)))
 
 
 def _blas_threads() -> str:
