@@ -27,7 +27,7 @@ import onnxruntime
 import torch
 import torch.nn.functional as F
 
-from ternpynq.bundle.schema import Bundle, Op
+from ternpynq.bundle.schema import Bundle, Op, pads
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.onnx_backend import (
     DISABLED_OPTIMIZERS,
@@ -35,6 +35,7 @@ from ternpynq.runtime.onnx_backend import (
     export,
     session_options,
 )
+from ternpynq.runtime.onnx_integer import DW_FORMS, to_onnx_integer
 from ternpynq.runtime.synthetic import random_bundle
 
 
@@ -51,8 +52,12 @@ def torch_forward(bundle: Bundle):
         t = {"input": x}
         for layer in bundle.layers:
             h = t[layer.input]
-            if layer.op is Op.CONV:
-                h = F.conv2d(h, weights[layer.name], stride=layer.stride, padding=layer.padding)
+            if layer.op in (Op.CONV, Op.DWCONV):
+                top, left, bottom, right = pads(layer.padding)
+                if any((top, left, bottom, right)):  # per side (TF SAME), as the bundle says
+                    h = F.pad(h, (left, right, top, bottom))
+                groups = h.shape[1] if layer.op is Op.DWCONV else 1
+                h = F.conv2d(h, weights[layer.name], stride=layer.stride, groups=groups)
                 if layer.residual:
                     h = h + t[layer.residual]
             elif layer.op is Op.LINEAR:
@@ -130,6 +135,7 @@ def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: i
         forward = torch_forward(bundle)
     except NotImplementedError:
         forward = None
+    zoo = zoo_forward(bundle)
     rng = np.random.default_rng(0)
     for n in batches:
         codes = rng.integers(-128, 128, (n, *bundle.layers[0].in_shape)).astype(np.int8)
@@ -147,6 +153,9 @@ def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: i
         if forward is not None:
             x = torch.from_numpy(codes.astype(np.float32))
             contenders["torch"] = lambda x=x: forward(x)
+        if zoo is not None:
+            z = torch.from_numpy(codes.astype(np.float32) / 128)
+            contenders["zoo"] = lambda z=z, m=zoo: m(z)
         best = interleaved_best(contenders, repeats, clock)
         ms = {k: v * 1e3 / n for k, v in best.items()}
         t = ms.get("torch", float("nan"))
@@ -155,6 +164,50 @@ def rows(name: str, bundle: Bundle, batches: list[int], repeats: int, threads: i
             f"| {ms['emu'] / t:.2f}× | {ms['int'] / t:.2f}× | {ms['float'] / ms['int']:.2f}× "
             f"| {same} |",
             flush=True,
+        )
+        if "zoo" in ms:
+            print(
+                f"  (zoo EfficientNetLite0 float32, batch norms unfolded, same run: "
+                f"{ms['zoo']:.1f} ms/img; int onnx / zoo {ms['int'] / ms['zoo']:.2f}×)",
+                flush=True,
+            )
+
+
+def zoo_forward(bundle: Bundle):
+    """The zoo's float EfficientNet-Lite0 (random weights: only its time counts), or None."""
+    if not bundle.model.startswith("efficientnet-lite0"):
+        return None
+    try:
+        from ternpynq.zoo.efficientnet import EfficientNetLite0, expected_shapes
+    except ImportError:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.rand(shape, generator=gen) for k, shape in expected_shapes().items()}
+    model = EfficientNetLite0(state).eval()
+    return torch.inference_mode()(model)
+
+
+def dw_form_rows(bundle: Bundle, batch: int, repeats: int, threads: int, clock) -> None:
+    """The integer graph with each depthwise form, interleaved in one run, codes checked first."""
+    codes = np.random.default_rng(0).integers(-128, 128, (batch, *bundle.layers[0].in_shape))
+    codes = codes.astype(np.int8)
+    expect = Network(bundle).run(codes)
+    contenders = {}
+    for form in DW_FORMS:
+        session = onnxruntime.InferenceSession(
+            to_onnx_integer(bundle, depthwise=form).SerializeToString(),
+            session_options(threads),
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=DISABLED_OPTIMIZERS,
+        )
+        if not np.array_equal(expect, session.run(["output"], {"codes": codes})[0]):
+            raise SystemExit(f"{bundle.model}: depthwise form {form} differs from emu; not timing")
+        contenders[form] = lambda s=session: s.run(["output"], {"codes": codes})
+    best = interleaved_best(contenders, repeats, clock)
+    base = best[DW_FORMS[0]]
+    for form, sec in best.items():
+        print(
+            f"| {bundle.model} | {batch} | {form} | {sec * 1e3 / batch:.1f} | {sec / base:.2f}× |"
         )
 
 
@@ -165,6 +218,10 @@ def main() -> None:
     parser.add_argument("--prune", type=float, default=0.24)
     parser.add_argument("--bundle", nargs="*", default=[], help="bundle files to add as rows")
     parser.add_argument("--profile", action="store_true", help="per-op onnxruntime profile")
+    parser.add_argument("--no-resnet", action="store_true", help="only the --bundle rows")
+    parser.add_argument(
+        "--dw-forms", action="store_true", help="time each depthwise form on the --bundle files"
+    )
     parser.add_argument("--threads", type=int, default=0, help="per contender; 0: every core")
     parser.add_argument(
         "--clock",
@@ -199,19 +256,27 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     resnet18 = random_bundle("resnet18", prune=args.prune, seed=0)
     timing = (args.batch, args.repeats, threads, clock)
-    rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", resnet18, *timing)
-    rows("ResNet-20 28×28", random_bundle("resnet20", seed=1), *timing)
-    if args.bundle:
-        from ternpynq.bundle.io import load
+    if not args.no_resnet:
+        rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", resnet18, *timing)
+        rows("ResNet-20 28×28", random_bundle("resnet20", seed=1), *timing)
+    from ternpynq.bundle.io import load
 
-        for path in args.bundle:
-            bundle = load(path)
-            rows(bundle.model, bundle, *timing)
+    bundles = [load(path) for path in args.bundle]
+    for bundle in bundles:
+        rows(bundle.model, bundle, *timing)
+    if args.dw_forms:
+        print("| model | batch | depthwise form | int onnx ms/img | / first form |")
+        print("|---|---:|---|---:|---:|")
+        for bundle in bundles:
+            for n in args.batch:
+                dw_form_rows(bundle, n, args.repeats, threads, clock)
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    if args.profile:
-        codes = np.random.default_rng(0).integers(-128, 128, (8, 3, 224, 224)).astype(np.int8)
+    if args.profile:  # ResNet-18, or the first bundle with --no-resnet
+        target = bundles[0] if args.no_resnet and bundles else resnet18
+        shape = (8, *target.layers[0].in_shape)
+        codes = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
         for graph in ("int", "float"):
-            print("\n".join(op_profile(resnet18, graph, codes)))
+            print("\n".join(op_profile(target, graph, codes)))
 
 
 def _blas_threads() -> str:

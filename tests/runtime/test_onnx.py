@@ -13,7 +13,7 @@ from ternpynq.runtime.synthetic import INT8, INT16, RELU, GraphBuilder, _layer, 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 from ternpynq.runtime.onnx_backend import OnnxBackend  # noqa: E402
-from ternpynq.runtime.onnx_integer import UnsupportedLayer, to_onnx_integer  # noqa: E402
+from ternpynq.runtime.onnx_integer import DW_FORMS, UnsupportedLayer, to_onnx_integer  # noqa: E402
 
 
 def _codes(bundle, n, seed):
@@ -180,11 +180,27 @@ def test_max_pool_before_requant_only_when_it_is_monotone(flip):
     assert np.array_equal(OnnxBackend(bundle, graph="int").run(x), Network(bundle).run(x))
 
 
+def _run_model(model, x):
+    """One fresh onnxruntime session on an exported model, with the backend's settings."""
+    import onnxruntime as ort
+
+    from ternpynq.runtime.onnx_backend import DISABLED_OPTIMIZERS, session_options
+
+    session = ort.InferenceSession(
+        model.SerializeToString(),
+        session_options(1),
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=DISABLED_OPTIMIZERS,
+    )
+    return session.run(["output"], {"codes": x})[0]
+
+
 @settings(max_examples=6, deadline=None)
-@given(st.integers(0, 10**6), st.sampled_from([4, 16]))
-def test_onnx_equals_emu_on_format2_ops(seed, g):
+@given(st.integers(0, 10**6), st.sampled_from([4, 16]), st.sampled_from(["auto", "float"]))
+def test_onnx_equals_emu_on_format2_ops(seed, g, graph):
     # depthwise convs, TF "SAME" (asymmetric) padding, a residual int8 projection and a
-    # 1152-input 1x1 projection whose accumulator bound passes 2^24 (split by trit planes)
+    # 1152-input 1x1 projection whose accumulator bound passes 2^24 (split by trit planes in
+    # the float graph; int32 in the integer graph)
     from ternpynq.bundle.validate import accumulator_peak, code_ranges
     from ternpynq.runtime.onnx_export import plane_parts
 
@@ -195,4 +211,87 @@ def test_onnx_equals_emu_on_format2_ops(seed, g):
     parts = plane_parts(wide.weight, wide.trits, in_range)
     assert len(parts) > 1 and np.array_equal(sum(p * f for p, f in parts), wide.weight)
     x = np.random.default_rng(seed).integers(-128, 128, (3, 3, 12, 12)).astype(np.int8)
-    assert np.array_equal(backends.create("onnx", bundle).run(x), Network(bundle).run(x))
+    onnx = backends.create("onnx", bundle, graph=graph)
+    assert (onnx.graph, onnx.fallback) == ("float" if graph == "float" else "int", None)
+    assert np.array_equal(onnx.run(x), Network(bundle).run(x))
+
+
+@st.composite
+def depthwise_graph(draw):
+    """Depthwise convs of every kernel, stride and per-side padding, on either sign of input.
+
+    The first reads the int8 network input (the +128 offset, padded with real 0); a later one
+    may read an int8 conv output; weights reach |w| = 121.
+    """
+    seed = draw(st.integers(0, 2**32 - 1))
+    b = GraphBuilder(draw(st.integers(1, 5)), draw(st.integers(5, 11)), 4, 0.3, seed)
+    x = "input"
+    for i in range(draw(st.integers(1, 3))):
+        c, h, w = b.shapes[x]
+        k = draw(st.sampled_from([1, 2, 3, 5]))
+        side = st.integers(0, k - 1)
+        padding = tuple(draw(side) for _ in range(4))
+        stride = draw(st.sampled_from([1, 2]))
+        if h + padding[0] + padding[2] < k or w + padding[1] + padding[3] < k:
+            padding = (k - 1,) * 4
+        weight, mask = b._weights((c, 1, k, k), 5)
+        layer = _layer(f"dw{i}", Op.DWCONV, x, kernel=k, stride=stride, trits=5,
+                       weight=weight, mask=mask, padding=padding, alpha=1.0)  # fmt: skip
+        x = b._add(layer, draw(st.sampled_from([RELU, INT8])))
+        if draw(st.booleans()):
+            x = b.conv(f"pw{i}", x, draw(st.integers(1, 6)), k=1, clamp=INT8)
+    x = b.linear("fc", b.gap("gap", x), 3)
+    return b.bundle("random-depthwise", 3), seed
+
+
+@settings(max_examples=20, deadline=None)
+@given(depthwise_graph(), st.integers(1, 2), st.sampled_from(DW_FORMS))
+def test_every_depthwise_form_equals_emu(case, n, form):
+    bundle, seed = case
+    x = _codes(bundle, n, seed)
+    x[0] = -128  # the extremes of the signed offset
+    assert np.array_equal(_run_model(to_onnx_integer(bundle, form), x), Network(bundle).run(x))
+
+
+@pytest.fixture(scope="module")
+def imagenet():
+    import ternpynq
+    from ternpynq.bundle.io import load
+    from ternpynq.runtime.preprocess import preprocess
+
+    bundle = load(ternpynq.IMAGENET_MODEL)
+    photos = sorted(ternpynq.PHOTOS_DIR.glob("*.jpg"))
+    return bundle, np.stack([preprocess(p, bundle.input) for p in photos])
+
+
+def test_imagenet_bundle_runs_on_the_integer_graph(imagenet):
+    # EfficientNet-Lite0: 16 depthwise convs, TF SAME padding, int8 projections with residuals
+    bundle, x = imagenet
+    assert any(layer.op is Op.DWCONV for layer in bundle.layers) and len(x) == 2
+    onnx = OnnxBackend(bundle, threads=1)
+    assert (onnx.graph, onnx.fallback) == ("int", None)
+    assert np.array_equal(onnx.run(x), Network(bundle).run(x))
+
+
+def test_depthwise_accumulator_past_2_24_is_refused_by_name():
+    b = GraphBuilder(1, 24, 4, 0.0, seed=0)
+    weight = np.full((1, 1, 24, 24), 121, np.int16)  # 255·121·576 ≥ 2^24
+    layer = _layer("dw", Op.DWCONV, "input", kernel=24, trits=5, weight=weight,
+                   mask=np.ones((1, 1), bool), alpha=1.0)  # fmt: skip
+    b._add(layer, RELU)
+    with pytest.raises(UnsupportedLayer, match=r"layer 'dw': depthwise accumulator.*2\^24"):
+        to_onnx_integer(b.bundle("deep-dw", 1))
+
+
+def test_int32_accumulator_overflow_is_refused_by_name():
+    b = GraphBuilder(70_000, 1, 4, 0.0, seed=0)
+    b.linear("fc", b.gap("gap", "input"), 1)
+    bundle = b.bundle("wide-fc", 1)
+    bundle.layer("fc").weight[:] = 121  # 255·121·70000 ≥ 2^31
+    with pytest.raises(UnsupportedLayer, match=r"layer 'fc': the int32 accumulator.*2\^31"):
+        to_onnx_integer(bundle)
+
+
+def test_unknown_depthwise_form_is_a_clear_error(tiny_bundle):
+    with pytest.raises(ValueError, match="unknown depthwise form 'fast'"):
+        to_onnx_integer(tiny_bundle, "fast")
