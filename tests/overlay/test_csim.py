@@ -74,7 +74,8 @@ def test_bad_descriptor_and_stream(small_board):
         ("mode", 7),
         ("out_h", case.regs["out_h"] + 1),
         ("trits", 0),
-        ("pad", 9),
+        ("pad_top", 9),
+        ("pad_right", case.regs["kernel"]),
         ("lo", 300),
     ]:
         bad = dict(case.regs, **{field: value})
@@ -148,3 +149,24 @@ def test_garbage_streams_and_registers_never_crash(small_board):
         seen.add(status)
         assert status in rm.enums["status"].values()
     assert {1, 3} <= seen  # both kinds of garbage were noticed
+
+
+@pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
+def test_imagenet_stem_with_tf_same_padding_on_a_photo(name):
+    """The ImageNet bundle's first conv (3x3/2, padding (0, 0, 1, 1)) on chelsea.jpg."""
+    import ternpynq
+    from ternpynq.bundle import load
+    from ternpynq.overlay.csim_vectors import make_case
+    from ternpynq.overlay.stream import fmap_types
+    from ternpynq.runtime.preprocess import preprocess
+
+    bundle, board = load(ternpynq.IMAGENET_MODEL), load_board(name)
+    stem = bundle.layer("stem")
+    assert stem.padding == (0, 0, 1, 1)
+    x = preprocess(ternpynq.PHOTOS_DIR / "chelsea.jpg", bundle.input)[None]
+    case = make_case(stem, x, None, fmap_types(bundle), board)
+    status, cycles, out = run_csim(case, board)
+    assert status == 0
+    assert np.array_equal(case.decode(out), case.expected)
+    assert cycles == case.cycles
+    assert_loops(case, board)
