@@ -50,9 +50,9 @@ uint32_t check_desc(const Desc& d) {
     if (d.out_c != d.in_c || d.out_h != 1 || d.out_w != 1) return BAD_DESCRIPTOR;
   } else {
     if (d.kernel < 1 || d.stride < 1) return BAD_DESCRIPTOR;
-    const uint32_t sides[] = {d.pad_top, d.pad_left, d.pad_bottom, d.pad_right};
-    for (uint32_t v : sides)
-      if (v >= d.kernel) return BAD_DESCRIPTOR;  // a window never lies wholly in the padding
+    // each side < kernel: a window never lies wholly in the padding
+    if (d.pad_top >= d.kernel || d.pad_left >= d.kernel || d.pad_bottom >= d.kernel || d.pad_right >= d.kernel)
+      return BAD_DESCRIPTOR;
     if (d.kernel > static_cast<uint32_t>(MAX_K)) return TOO_LARGE;
     if (!out_dim_ok(d.in_h, d.pad_top, d.pad_bottom, d.out_h, d) ||
         !out_dim_ok(d.in_w, d.pad_left, d.pad_right, d.out_w, d))
