@@ -74,7 +74,8 @@ def test_bad_descriptor_and_stream(small_board):
         ("mode", 7),
         ("out_h", case.regs["out_h"] + 1),
         ("trits", 0),
-        ("pad", 9),
+        ("pad_top", 9),
+        ("pad_right", case.regs["kernel"]),
         ("lo", 300),
     ]:
         bad = dict(case.regs, **{field: value})
@@ -148,3 +149,47 @@ def test_garbage_streams_and_registers_never_crash(small_board):
         seen.add(status)
         assert status in rm.enums["status"].values()
     assert {1, 3} <= seen  # both kinds of garbage were noticed
+
+
+@pytest.mark.parametrize("name", ["pynq-z2", "zcu104"])
+def test_imagenet_stem_with_tf_same_padding_on_a_photo(name):
+    """The ImageNet bundle's first conv (3x3/2, padding (0, 0, 1, 1)) on chelsea.jpg."""
+    import ternpynq
+    from ternpynq.bundle import load
+    from ternpynq.overlay.csim_vectors import make_case
+    from ternpynq.overlay.stream import fmap_types
+    from ternpynq.runtime.preprocess import preprocess
+
+    bundle, board = load(ternpynq.IMAGENET_MODEL), load_board(name)
+    stem = bundle.layer("stem")
+    assert stem.padding == (0, 0, 1, 1)
+    x = preprocess(ternpynq.PHOTOS_DIR / "chelsea.jpg", bundle.input)[None]
+    case = make_case(stem, x, None, fmap_types(bundle), board)
+    status, cycles, out = run_csim(case, board)
+    assert status == 0
+    assert np.array_equal(case.decode(out), case.expected)
+    assert cycles == case.cycles
+    assert_loops(case, board)
+
+
+@pytest.mark.parametrize("padding", [(0, 0, 1, 1), (2, 0, 1, 2), (0, 2, 2, 0)])
+def test_per_side_padding_in_conv_and_maxpool(small_board, padding):
+    """Each side's padding moves the window on its own: conv and max pool, stride 1 and 2."""
+    from ternpynq.bundle.schema import Layer, Op, Requant
+    from ternpynq.bundle.validate import output_shape
+    from ternpynq.overlay.csim_vectors import make_case
+    from ternpynq.overlay.stream import ELEM_I8
+
+    rng = np.random.default_rng(sum(padding))
+    for op, stride in [(Op.CONV, 1), (Op.CONV, 2), (Op.MAXPOOL, 1), (Op.MAXPOOL, 2)]:
+        layer = Layer("y", op, "x", (5, 7, 6), (), 1.0, kernel=3, stride=stride, padding=padding)
+        if op is Op.CONV:
+            layer.weight = rng.integers(-1, 2, (4, 5, 3, 3)).astype(np.int16)
+            layer.requant = Requant(np.full(4, 3, np.int32), np.zeros(4, np.int32), 1, -128, 127)
+        layer.out_shape = output_shape(layer)
+        x = rng.integers(-128, 128, (2, 5, 7, 6))
+        case = make_case(layer, x, None, {"x": ELEM_I8}, small_board)
+        status, cycles, out = run_csim(case, small_board)
+        assert status == 0 and cycles == case.cycles, (op, stride)
+        assert np.array_equal(case.decode(out), case.expected), (op, stride)
+        assert_loops(case, small_board)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ternpynq.bundle.packing import trit_limit
-from ternpynq.bundle.schema import Layer, Op, Requant
+from ternpynq.bundle.schema import Layer, Op, Requant, pads
 from ternpynq.bundle.validate import output_shape
 from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.csim_vectors import make_case
@@ -24,8 +24,10 @@ def layers(draw):
     op = draw(st.sampled_from([Op.CONV, Op.CONV, Op.LINEAR, Op.MAXPOOL, Op.GAP]))
     cin, h, w = draw(st.integers(1, 20)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
     k = draw(st.sampled_from([1, 2, 3, 5])) if op in (Op.CONV, Op.MAXPOOL) else 1
-    pad = draw(st.integers(0, k - 1))
-    h, w = max(h, k - 2 * pad), max(w, k - 2 * pad)
+    side = st.integers(0, k - 1)
+    pad = draw(st.one_of(side, st.tuples(side, side, side, side)))  # TF SAME is (0, 0, 1, 1)
+    top, left, bottom, right = pads(pad)
+    h, w = max(h, k - top - bottom), max(w, k - left - right)
     stride = draw(st.integers(1, 2)) if op in (Op.CONV, Op.MAXPOOL) else 1
     in_shape = (cin,) if op is Op.LINEAR else (cin, h, w)
     layer = Layer("y", op, "x", in_shape, (), 1.0, kernel=k, stride=stride, padding=pad)

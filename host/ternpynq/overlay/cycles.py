@@ -118,7 +118,7 @@ def _fetch_rows(tally: _Tally, r: dict, n: int, pix0=None, np_=None) -> np.ndarr
     With the tiles (``pix0``, ``np_``) given, returns the cycles of the rows each tile adds,
     (n, tiles): a tile needs every row up to its last pixel's last window row.
     """
-    last = min(r["in_h"] - 1, (r["out_h"] - 1) * r["stride"] - r["pad"] + r["kernel"] - 1)
+    last = min(r["in_h"] - 1, (r["out_h"] - 1) * r["stride"] - r["pad_top"] + r["kernel"] - 1)
     row = r["in_w"] * r["in_c"]  # inputs are 8-bit
     img = r["in_h"] * row
     y = np.arange(last + 1, dtype=np.int64)
@@ -129,7 +129,7 @@ def _fetch_rows(tally: _Tally, r: dict, n: int, pix0=None, np_=None) -> np.ndarr
     if pix0 is None:
         return None
     oy = (pix0 + np_ - 1) // r["out_w"]
-    reach = np.minimum(oy * r["stride"] - r["pad"] + r["kernel"] - 1, r["in_h"] - 1)
+    reach = np.minimum(oy * r["stride"] - r["pad_top"] + r["kernel"] - 1, r["in_h"] - 1)
     out = np.zeros((n, pix0.size), np.int64)
     for i in range(n):
         cum = np.concatenate([[0], np.cumsum(cycles[i])])  # cycles of rows [0, y)

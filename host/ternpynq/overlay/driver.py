@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ternpynq.bundle.schema import Bundle, Layer, Op, pads
+from ternpynq.bundle.schema import Bundle, Layer, Op
 from ternpynq.overlay import cycles, stream
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
@@ -32,7 +32,7 @@ from ternpynq.runtime.network import check_input
 
 WEIGHT_ALIGN = 64  # each layer's stream starts on a burst boundary of the widest port
 MAX_BATCH = 65535  # the kernel's batch register limit (tpq_layer.hpp MAX_BATCH)
-# the ops this kernel has a mode for (linear runs as a 1x1 conv); one `pad` register for all sides
+# the ops this kernel has a mode for (linear runs as a 1x1 conv); padding is per side
 KERNEL_OPS = (Op.CONV, Op.LINEAR, Op.MAXPOOL, Op.GAP)
 
 
@@ -61,17 +61,11 @@ def batched(packed: stream.PackedLayer, n: int) -> stream.PackedLayer:
 
 
 def check_supported(layer: Layer, board: Board) -> None:
-    """Refuse at load an op or padding the loaded overlay's kernel cannot run, naming both."""
+    """Refuse at load an op the loaded overlay's kernel cannot run, naming both."""
     where = f"layer {layer.name!r} cannot run on the {board.name} overlay"
     if layer.op not in KERNEL_OPS:
         names = ", ".join(op.value for op in KERNEL_OPS)
         raise OverlayLimitError(f"{where}: op {layer.op.value!r} is not one of its ops ({names})")
-    sides = pads(layer.padding)
-    if len(set(sides)) > 1:
-        raise OverlayLimitError(
-            f"{where}: padding (top, left, bottom, right) = {sides}; "
-            "the kernel pads every side equally"
-        )
 
 
 def check_fits(packed: stream.PackedLayer, board: Board) -> int:

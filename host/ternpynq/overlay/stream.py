@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ternpynq.bundle.packing import pack_codes, to_trit_planes, unpack_codes
-from ternpynq.bundle.schema import Bundle, Layer, Op
+from ternpynq.bundle.schema import Bundle, Layer, Op, pads
 from ternpynq.bundle.stats import group_mask
 
 STREAM_ALIGN = 64  # params start on a burst boundary of the widest (512-bit) port
 MODE = {"conv": 0, "maxpool": 1, "gap": 2}
+# the descriptor's zero padding, one register per side, in the order of schema.pads
+PAD_REGS = ("pad_top", "pad_left", "pad_bottom", "pad_right")
+NO_PAD = dict.fromkeys(PAD_REGS, 0)
 ELEM_U8, ELEM_I8, ELEM_I16 = 0, 1, 2
 ELEM_RANGE = {ELEM_U8: (0, 255), ELEM_I8: (-128, 127), ELEM_I16: (-32768, 32767)}
 ELEM_DTYPE = {ELEM_U8: np.dtype("u1"), ELEM_I8: np.dtype("i1"), ELEM_I16: np.dtype("<i2")}
@@ -299,7 +302,8 @@ def pack_layer(
     cout, oh, ow = _chw(layer.out_shape)
     regs = dict(
         batch=1, in_h=ih, in_w=iw, in_c=cin, out_h=oh, out_w=ow, out_c=cout,
-        kernel=layer.kernel, stride=layer.stride, pad=layer.padding, trits=layer.trits,
+        kernel=layer.kernel, stride=layer.stride, trits=layer.trits,
+        **dict(zip(PAD_REGS, pads(layer.padding), strict=True)),
         in_type=in_type, out_type=in_type, res_type=res_type, has_res=0, res_mult=0,
         shift=0, lo=0, hi=0, wgt_bytes=0,
     )  # fmt: skip
@@ -311,11 +315,11 @@ def pack_layer(
     regs.update(shift=rq.shift, lo=rq.lo, hi=rq.hi, out_type=elem_type(rq.lo, rq.hi))
     params = pack_params(rq.mult, rq.bias)
     if layer.op == Op.GAP:
-        regs.update(mode=MODE["gap"], kernel=1, stride=1, pad=0, trits=1)
+        regs.update(mode=MODE["gap"], kernel=1, stride=1, trits=1, **NO_PAD)
         packed.data = params
         return packed
     if layer.op == Op.LINEAR:
-        regs.update(kernel=1, stride=1, pad=0)
+        regs.update(kernel=1, stride=1, **NO_PAD)
     regs["mode"] = MODE["conv"]
     if layer.residual is not None:
         regs.update(has_res=1, res_mult=int(rq.res_mult))
@@ -347,7 +351,8 @@ def set_batch(packed: PackedLayer, n: int) -> None:
     bytes are the same, and its P PEs then work on P images at once instead of one.
     """
     r = packed.regs
-    if r["mode"] == MODE["conv"] and r["in_h"] == r["in_w"] == r["kernel"] == 1 and not r["pad"]:
+    flat = r["in_h"] == r["in_w"] == r["kernel"] == 1 and not any(r[k] for k in PAD_REGS)
+    if r["mode"] == MODE["conv"] and flat:
         r.update(in_w=n, out_w=n, stride=1, batch=1)
     else:
         r["batch"] = n

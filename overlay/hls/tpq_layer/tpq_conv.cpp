@@ -155,7 +155,8 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
 static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
                      const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
                      int32_t (*acc)[P]) {
-  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+  const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
+                left = static_cast<int32_t>(d.pad_left);
   const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
   int32_t x[TPQ_P][TPQ_G];
 #pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
@@ -180,8 +181,8 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
 #pragma HLS UNROLL
             const uint32_t di = narrow ? lm_di[op.v][l] : op.di, dj = narrow ? lm_dj[op.v][l] : op.dj;
             const uint32_t c = (op.q << LOG_G) + (narrow ? lm_c[op.v][l] : l);
-            const int32_t y = tl.oy[p] * stride - pad + static_cast<int32_t>(di);
-            const int32_t xx = tl.ox[p] * stride - pad + static_cast<int32_t>(dj);
+            const int32_t y = tl.oy[p] * stride - top + static_cast<int32_t>(di);
+            const int32_t xx = tl.ox[p] * stride - left + static_cast<int32_t>(dj);
             const bool use = static_cast<uint32_t>(l) < op.valid && c < d.in_c && inside(d, y, xx);
             x[p][l] = use ? lb_at(lbuf, d, g, y, xx, c) : 0;
           }
@@ -281,7 +282,7 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
   const uint32_t k = d.kernel, nq = groups(d.in_c);
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // inputs are 8-bit
   const uint32_t npix = d.out_h * d.out_w;
-  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+  const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top);
 
   // A group narrower than G (the last one when G does not divide Cin: the first conv) packs
   // several taps into one lane word; its lanes read the line buffer through this table.
@@ -328,7 +329,7 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
       uint64_t prev_px = 0;
       bool pending = false;
       int32_t next_row = 0;
-      const int32_t reach = static_cast<int32_t>(k) - 1 - pad;  // last window row - stride * oy
+      const int32_t reach = static_cast<int32_t>(k) - 1 - top;  // last window row - stride * oy
       tl.start(g, npix);
       fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride + reach);
       for (;;) {

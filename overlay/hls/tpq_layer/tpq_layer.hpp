@@ -127,7 +127,7 @@ extern thread_local Counters g_count;
 struct Desc {
   uint32_t mode, batch;
   uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
-  uint32_t kernel, stride, pad, trits;
+  uint32_t kernel, stride, pad_top, pad_left, pad_bottom, pad_right, trits;  // zero padding per side
   uint32_t in_type, out_type, res_type, has_res;
   int32_t res_mult;
   uint32_t shift;
@@ -311,6 +311,7 @@ uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf
 // The HLS top function: one layer per start (tpq_layer_top.cpp).
 void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res, uint32_t mode,
                uint32_t batch, uint32_t in_h, uint32_t in_w, uint32_t in_c, uint32_t out_h, uint32_t out_w,
-               uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t trits,
+               uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad_top, uint32_t pad_left,
+               uint32_t pad_bottom, uint32_t pad_right, uint32_t trits,
                uint32_t in_type, uint32_t out_type, uint32_t res_type, uint32_t has_res, int32_t res_mult,
                uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t* status);

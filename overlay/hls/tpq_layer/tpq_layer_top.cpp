@@ -28,9 +28,9 @@ uint32_t ring_rows(const Desc& d) {
   return ring;
 }
 
-// out == (in + 2 pad - k) / stride + 1, checked with multiplications only.
-static bool out_dim_ok(uint32_t in, uint32_t out, const Desc& d) {
-  const uint64_t span = static_cast<uint64_t>(in) + 2ull * d.pad;
+// out == (in + before + after - k) / stride + 1, checked with multiplications only.
+static bool out_dim_ok(uint32_t in, uint32_t before, uint32_t after, uint32_t out, const Desc& d) {
+  const uint64_t span = static_cast<uint64_t>(in) + before + after;
   if (span < d.kernel) return false;
   const uint64_t room = span - d.kernel;
   return static_cast<uint64_t>(out - 1) * d.stride <= room && room < static_cast<uint64_t>(out) * d.stride;
@@ -49,9 +49,14 @@ uint32_t check_desc(const Desc& d) {
   if (d.mode == MODE_GAP) {
     if (d.out_c != d.in_c || d.out_h != 1 || d.out_w != 1) return BAD_DESCRIPTOR;
   } else {
-    if (d.kernel < 1 || d.stride < 1 || d.pad >= d.kernel) return BAD_DESCRIPTOR;
+    if (d.kernel < 1 || d.stride < 1) return BAD_DESCRIPTOR;
+    // each side < kernel: a window never lies wholly in the padding
+    if (d.pad_top >= d.kernel || d.pad_left >= d.kernel || d.pad_bottom >= d.kernel || d.pad_right >= d.kernel)
+      return BAD_DESCRIPTOR;
     if (d.kernel > static_cast<uint32_t>(MAX_K)) return TOO_LARGE;
-    if (!out_dim_ok(d.in_h, d.out_h, d) || !out_dim_ok(d.in_w, d.out_w, d)) return BAD_DESCRIPTOR;
+    if (!out_dim_ok(d.in_h, d.pad_top, d.pad_bottom, d.out_h, d) ||
+        !out_dim_ok(d.in_w, d.pad_left, d.pad_right, d.out_w, d))
+      return BAD_DESCRIPTOR;
   }
   if (d.mode == MODE_MAXPOOL) {
     if (d.out_c != d.in_c || d.out_type != d.in_type) return BAD_DESCRIPTOR;
@@ -114,7 +119,8 @@ Extents extents(const Desc& d) {
 
 void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res, uint32_t mode,
                uint32_t batch, uint32_t in_h, uint32_t in_w, uint32_t in_c, uint32_t out_h, uint32_t out_w,
-               uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t trits,
+               uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad_top, uint32_t pad_left,
+               uint32_t pad_bottom, uint32_t pad_right, uint32_t trits,
                uint32_t in_type, uint32_t out_type, uint32_t res_type, uint32_t has_res, int32_t res_mult,
                uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t* status) {
 #pragma HLS INTERFACE mode=m_axi port=wgt bundle=gmem_w offset=slave max_read_burst_length=64 depth=1024
@@ -137,7 +143,7 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
 #pragma HLS INTERFACE mode=s_axilite port=out_c bundle=control offset=0xA8
 #pragma HLS INTERFACE mode=s_axilite port=kernel bundle=control offset=0xB0
 #pragma HLS INTERFACE mode=s_axilite port=stride bundle=control offset=0xB8
-#pragma HLS INTERFACE mode=s_axilite port=pad bundle=control offset=0xC0
+#pragma HLS INTERFACE mode=s_axilite port=pad_top bundle=control offset=0xC0
 #pragma HLS INTERFACE mode=s_axilite port=trits bundle=control offset=0xC8
 #pragma HLS INTERFACE mode=s_axilite port=in_type bundle=control offset=0xD0
 #pragma HLS INTERFACE mode=s_axilite port=out_type bundle=control offset=0xD8
@@ -148,9 +154,12 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
 #pragma HLS INTERFACE mode=s_axilite port=lo bundle=control offset=0x100
 #pragma HLS INTERFACE mode=s_axilite port=hi bundle=control offset=0x108
 #pragma HLS INTERFACE mode=s_axilite port=wgt_bytes bundle=control offset=0x110
-  const tpq::Desc d{mode,  batch,    in_h,     in_w,    in_c,    out_h, out_w, out_c,
-                    kernel, stride,  pad,      trits,   in_type, out_type, res_type, has_res,
-                    res_mult, shift, lo,       hi,      wgt_bytes};
+#pragma HLS INTERFACE mode=s_axilite port=pad_left bundle=control offset=0x118
+#pragma HLS INTERFACE mode=s_axilite port=pad_bottom bundle=control offset=0x120
+#pragma HLS INTERFACE mode=s_axilite port=pad_right bundle=control offset=0x128
+  const tpq::Desc d{mode,    batch,    in_h,       in_w,      in_c,    out_h,    out_w,    out_c,
+                    kernel,  stride,   pad_top,    pad_left,  pad_bottom, pad_right, trits, in_type,
+                    out_type, res_type, has_res,   res_mult,  shift,   lo,       hi,       wgt_bytes};
   // The line buffer: lanes read G consecutive channels of one pixel, so it is banked by
   // channel (cyclic G); the P PEs' pixel banking is the rule in docs/overlay.md "Line buffer".
   static int16_t lbuf[TPQ_IBUF_ELEMS];

@@ -8,13 +8,14 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
                      const uint8_t* fin, uint8_t* fout) {
   const uint32_t k = d.kernel, kk = k * k, cvecs = groups(d.in_c), npix = d.out_h * d.out_w;
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // 8-bit elements
-  const int32_t stride = static_cast<int32_t>(d.stride), pad = static_cast<int32_t>(d.pad);
+  const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
+                left = static_cast<int32_t>(d.pad_left);
   Tiles tl;
   for (uint32_t n = 0; n < d.batch; ++n) {
     int32_t next_row = 0;
     tl.start(g, npix);
     for (; tl.pix0 < npix; tl.advance(g, d.out_w)) {
-      fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride - pad + static_cast<int32_t>(k) - 1);
+      fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride - top + static_cast<int32_t>(k) - 1);
       // (channel vector, tap) flattened; best[p][l] is a register, reset on the first tap.
       int32_t best[TPQ_P][TPQ_G];
 #pragma HLS ARRAY_PARTITION variable=best type=complete dim=0
@@ -26,8 +27,8 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
         TPQ_TICK(L_POOL);
         for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
-          const int32_t y = tl.oy[p] * stride - pad + static_cast<int32_t>(di);
-          const int32_t x = tl.ox[p] * stride - pad + static_cast<int32_t>(dj);
+          const int32_t y = tl.oy[p] * stride - top + static_cast<int32_t>(di);
+          const int32_t x = tl.ox[p] * stride - left + static_cast<int32_t>(dj);
           for (int l = 0; l < G; ++l) {
 #pragma HLS UNROLL
             const uint32_t c = (cv << LOG_G) + l;
