@@ -10,8 +10,9 @@ from ternpynq.runtime import backends
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.synthetic import INT8, INT16, RELU, GraphBuilder, _layer, random_bundle
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+ONNX_EXTRA = "needs the onnx extra: pip install 'ternpynq[onnx]'"
+pytest.importorskip("onnxruntime", reason=ONNX_EXTRA)
+pytest.importorskip("onnx", reason=ONNX_EXTRA)
 from ternpynq.runtime.onnx_backend import OnnxBackend  # noqa: E402
 from ternpynq.runtime.onnx_integer import DW_FORMS, UnsupportedLayer, to_onnx_integer  # noqa: E402
 
@@ -19,9 +20,6 @@ from ternpynq.runtime.onnx_integer import DW_FORMS, UnsupportedLayer, to_onnx_in
 def _codes(bundle, n, seed):
     rng = np.random.default_rng(seed)
     return rng.integers(-128, 128, (n, *bundle.layers[0].in_shape)).astype(np.int8)
-
-
-pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'ternpynq[onnx]'")
 
 
 @settings(max_examples=12, deadline=None)
