@@ -67,9 +67,7 @@ def _conv2d_f(
         x, stride = x[:, :, ::stride, ::stride], 1
         h, width = x.shape[2:]
     ho, wo = out_size(h, k, stride, top, bottom), out_size(width, k, stride, left, right)
-    # one copy casts and goes NHWC (each window's channels contiguous); pads stay 0
-    xf = (np.zeros if padded else np.empty)((n, h + top + bottom, width + left + right, c), ft)
-    xf[:, top : top + h, left : left + width] = x.transpose(0, 2, 3, 1)
+    xf = _nhwc(x, padding, ft)  # each window's channels contiguous
     if k == 1:
         cols = xf[:, : stride * ho : stride, : stride * wo : stride].reshape(n * ho * wo, c)
     else:
@@ -87,11 +85,15 @@ def gemm_weight(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(w.shape[0], -1).T, dtype=np.float32)
 
 
-def _pad_nhwc(x: np.ndarray, padding: Padding, value=0) -> np.ndarray:
+def _nhwc(x: np.ndarray, padding: Padding, ft: type) -> np.ndarray:
+    """(N, C, H, W) codes -> (N, H', W', C) of type ``ft`` with zero padding per side, in one
+    copy (cast, transpose and pad together)."""
+    n, c, h, width = x.shape
     top, left, bottom, right = pads(padding)
-    if not any((top, left, bottom, right)):
-        return x
-    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+    padded = any((top, left, bottom, right))
+    xf = (np.zeros if padded else np.empty)((n, h + top + bottom, width + left + right, c), ft)
+    xf[:, top : top + h, left : left + width] = x.transpose(0, 2, 3, 1)
+    return xf
 
 
 def depthwise2d(x: np.ndarray, w: np.ndarray, stride: int, padding: Padding) -> np.ndarray:
@@ -101,7 +103,7 @@ def depthwise2d(x: np.ndarray, w: np.ndarray, stride: int, padding: Padding) -> 
     top, left, bottom, right = pads(padding)
     ho, wo = out_size(h, k, stride, top, bottom), out_size(width, k, stride, left, right)
     ft = float_type(w, x)
-    xf = _pad_nhwc(x.astype(ft).transpose(0, 2, 3, 1), padding)
+    xf = _nhwc(x, padding, ft)
     wf = w[:, 0].astype(ft)  # (C, k, k)
     acc = np.zeros((n, ho, wo, c), ft)
     for i in range(k):  # k·k strided taps, each a broadcast multiply over channels
