@@ -44,8 +44,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ternpynq.bundle.schema import Bundle, Layer, Op
+from ternpynq.bundle.schema import Bundle, Layer, Op, pads
 from ternpynq.runtime.onnx_export import OPSET, _Graph
+from ternpynq.runtime.ops import out_size
 
 EXACT_LIMIT = 1 << 53  # doubles hold every integer below this exactly
 FLOAT32_EXACT = 1 << 24  # and floats below this
@@ -64,12 +65,6 @@ class _Tensor:
 
     def __init__(self, name: str, offset: int | None, rank: int) -> None:
         self.name, self.offset, self.rank = name, offset, rank
-
-
-def _pads(layer: Layer) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right), from a symmetric int or an explicit 4-tuple."""
-    p = layer.padding
-    return (p, p, p, p) if isinstance(p, int) else tuple(int(v) for v in p)
 
 
 def _byte_input(layer: Layer, x: _Tensor) -> _Tensor:
@@ -94,8 +89,8 @@ def _conv_cols(
     """im2col in the graph: (N·Ho·Wo, K) uint8 rows, the (K, Cout) int8 weight, Ho and Wo."""
     n, k, s = layer.name, layer.kernel, layer.stride
     c, h, wd = layer.in_shape
-    top, left, bottom, right = _pads(layer)
-    ho, wo = (h + top + bottom - k) // s + 1, (wd + left + right - k) // s + 1
+    top, left, bottom, right = pads(layer.padding)
+    ho, wo = out_size(h, k, s, top, bottom), out_size(wd, k, s, left, right)
     wk = w.transpose(0, 2, 3, 1)  # (Cout, k, k, C): taps, then channels
     if s > 1 and k > 1 and c < SPACE_TO_DEPTH_BELOW:
         # s×s pixel blocks become channels: a k×k stride-s conv is then a kb×kb stride-1 conv
@@ -154,8 +149,8 @@ def _depthwise(
     """
     n, k, s = layer.name, layer.kernel, layer.stride
     c, h, wd = layer.in_shape
-    top, left, bottom, right = _pads(layer)
-    ho, wo = (h + top + bottom - k) // s + 1, (wd + left + right - k) // s + 1
+    top, left, bottom, right = pads(layer.padding)
+    ho, wo = out_size(h, k, s, top, bottom), out_size(wd, k, s, left, right)
     taps = w[:, 0].astype(np.int64)  # (C, k, k)
     if form == "conv_f32":
         t = gr.node("Cast", [x.name], f"{n}/real", to=TensorProto.FLOAT)
@@ -273,7 +268,7 @@ def _requant(
 
 def _maxpool(gr: _Graph, layer: Layer, src: str, out: str) -> str:
     """MaxPool of an NHWC tensor (onnxruntime keeps uint8 pooling in NHWC); pads never win."""
-    top, left, bottom, right = _pads(layer)
+    top, left, bottom, right = pads(layer.padding)
     nchw = gr.node("Transpose", [src], f"{out}/nchw", perm=[0, 3, 1, 2])
     pooled = gr.node(
         "MaxPool",
