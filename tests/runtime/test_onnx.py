@@ -11,7 +11,7 @@ from ternpynq.runtime.network import Network
 from ternpynq.runtime.synthetic import INT8, INT16, RELU, GraphBuilder, _layer, random_bundle
 
 ONNX_EXTRA = "needs the onnx extra: pip install 'ternpynq[onnx]'"
-pytest.importorskip("onnxruntime", reason=ONNX_EXTRA)
+ort = pytest.importorskip("onnxruntime", reason=ONNX_EXTRA)
 pytest.importorskip("onnx", reason=ONNX_EXTRA)
 from ternpynq.runtime.onnx_backend import OnnxBackend  # noqa: E402
 from ternpynq.runtime.onnx_integer import DW_FORMS, UnsupportedLayer, to_onnx_integer  # noqa: E402
@@ -131,6 +131,9 @@ def test_session_settings_are_explicit(tiny_bundle):
     options = onnx.session.get_session_options()
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.set_denormal_as_zero") == "0"
+    assert options.get_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16") == "0"
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
 
 
 def test_auto_prefers_onnx_when_installed_off_board():
