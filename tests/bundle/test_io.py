@@ -19,7 +19,7 @@ from ternpynq.bundle import (
     to_bytes,
 )
 from ternpynq.bundle.errors import BundleWarning
-from ternpynq.bundle.io import checksum
+from ternpynq.bundle.io import MAX_BUNDLE_BYTES, checksum
 from ternpynq.runtime.synthetic import random_bundle
 
 
@@ -277,6 +277,19 @@ def test_huge_integers_are_bundle_errors(tiny_bundle, digits):
 def test_only_regular_files_are_read(tmp_path):
     with pytest.raises(BundleError, match="not a regular file"):
         load("/dev/zero")
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    big = tmp_path / "big.tpq"
+    with big.open("wb") as f:
+        f.truncate(MAX_BUNDLE_BYTES + 1)  # sparse: no disk, and a read would cost 1 GiB
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("the oversized file was opened")
+
+    monkeypatch.setattr(type(big), "open", no_open)
+    with pytest.raises(BundleError, match="larger than"):
+        load(big)
 
 
 def test_version_1_files_still_load_and_lack_format_2_ops(tiny_bundle):

@@ -143,14 +143,17 @@ def load(path: str | os.PathLike) -> Bundle:
     """Read and validate a bundle file; raises BundleError (or OSError if unreadable).
 
     Only regular files are read, and never more than ``MAX_BUNDLE_BYTES``: a device such as
-    /dev/zero reports size 0 and would otherwise be read until memory runs out.
+    /dev/zero reports size 0 and would otherwise be read until memory runs out. A file that
+    is already larger is refused before it is opened (a board has 512 MB).
     """
     path = Path(path)
-    mode = path.stat().st_mode  # before opening: opening a FIFO would block
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    info = path.stat()  # before opening: opening a FIFO would block
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise BundleError("file", f"{path} is {kind}, not a bundle")
-    with path.open("rb") as f:
+    if info.st_size > MAX_BUNDLE_BYTES:
+        raise BundleError("file", f"{path} is larger than {MAX_BUNDLE_BYTES} bytes")
+    with path.open("rb") as f:  # the cap again: the file may grow while it is read
         blob = f.read(MAX_BUNDLE_BYTES + 1)
     if len(blob) > MAX_BUNDLE_BYTES:
         raise BundleError("file", f"{path} is larger than {MAX_BUNDLE_BYTES} bytes")
