@@ -93,10 +93,12 @@ def interleaved_best(contenders: dict, repeats: int, clock=time.perf_counter) ->
     return best
 
 
-def op_profile(bundle: Bundle, graph: str, codes: np.ndarray, runs: int = 3) -> list[str]:
+def op_profile(
+    bundle: Bundle, graph: str, codes: np.ndarray, threads: int, runs: int = 3
+) -> list[str]:
     """onnxruntime's profiler, summed per op type: lines of 'op  ms per run  share'."""
     model, _, _ = export(bundle, graph)
-    options = session_options()
+    options = session_options(threads)
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
     session = onnxruntime.InferenceSession(
@@ -121,7 +123,10 @@ def op_profile(bundle: Bundle, graph: str, codes: np.ndarray, runs: int = 3) -> 
                 continue
             per_op[e["args"]["op_name"]] += e["dur"]
     total = sum(per_op.values())
-    lines = [f"{graph} graph, batch {len(codes)}: {total / runs / 1e3:.1f} ms per run in kernels"]
+    lines = [
+        f"{bundle.model}, {graph} graph, batch {len(codes)}, {threads} threads: "
+        f"{total / runs / 1e3:.1f} ms per run in kernels"
+    ]
     for op, us in per_op.most_common(10):
         lines.append(f"  {op:<16} {us / runs / 1e3:8.1f} ms  {100 * us / total:5.1f}%")
     return lines
@@ -217,7 +222,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--prune", type=float, default=0.24)
     parser.add_argument("--bundle", nargs="*", default=[], help="bundle files to add as rows")
-    parser.add_argument("--profile", action="store_true", help="per-op onnxruntime profile")
+    parser.add_argument(
+        "--profile", action="store_true", help="per-op onnxruntime profile of every model"
+    )
     parser.add_argument("--no-resnet", action="store_true", help="only the --bundle rows")
     parser.add_argument(
         "--dw-forms", action="store_true", help="time each depthwise form on the --bundle files"
@@ -254,14 +261,17 @@ def main() -> None:
         "| emu / torch | int onnx / torch | float / int onnx | emu == onnx |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    resnet18 = random_bundle("resnet18", prune=args.prune, seed=0)
     timing = (args.batch, args.repeats, threads, clock)
+    models = []  # every model timed, for --profile
     if not args.no_resnet:
-        rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", resnet18, *timing)
-        rows("ResNet-20 28×28", random_bundle("resnet20", seed=1), *timing)
+        models += [random_bundle("resnet18", prune=args.prune, seed=0)]
+        rows(f"ResNet-18 224×224, {args.prune:.0%} pruned", models[-1], *timing)
+        models += [random_bundle("resnet20", seed=1)]
+        rows("ResNet-20 28×28", models[-1], *timing)
     from ternpynq.bundle.io import load
 
     bundles = [load(path) for path in args.bundle]
+    models += bundles
     for bundle in bundles:
         rows(bundle.model, bundle, *timing)
     if args.dw_forms:
@@ -271,12 +281,12 @@ def main() -> None:
             for n in args.batch:
                 dw_form_rows(bundle, n, args.repeats, threads, clock)
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    if args.profile:  # ResNet-18, or the first bundle with --no-resnet
-        target = bundles[0] if args.no_resnet and bundles else resnet18
-        shape = (8, *target.layers[0].in_shape)
-        codes = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
-        for graph in ("int", "float"):
-            print("\n".join(op_profile(target, graph, codes)))
+    if args.profile:  # with the contenders' thread count, at batch 8
+        for target in models:
+            shape = (8, *target.layers[0].in_shape)
+            codes = np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)
+            for graph in ("int", "float"):
+                print("\n".join(op_profile(target, graph, codes, threads)))
 
 
 def _blas_threads() -> str:
