@@ -29,7 +29,7 @@ from ternpynq.overlay.paths import OVERLAY_ENV, OverlayPathError, bitstream_path
 from ternpynq.overlay.pynqdevice import BitstreamError, check_manifest, read_manifest
 from ternpynq.runtime import backends
 
-IMAGENET_MODEL = ternpynq.MODELS_DIR / "imagenet-efficientnet-lite0.tpq"
+IMAGENET_MODEL = ternpynq.IMAGENET_MODEL  # a module name, so tests can point it elsewhere
 # Where a PYNQ image names its board; /etc/profile.d/boardname.sh exports it as $BOARD.
 DEVICE_TREE_BOARD = Path("/proc/device-tree/chosen/pynq_board")
 PYNQ_VENV_FIX = "use the PYNQ image's Python: source /etc/profile.d/pynq_venv.sh (as root)"
