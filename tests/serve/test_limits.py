@@ -5,6 +5,7 @@ and must not grow the server's peak memory (VmHWM) by 300 MB; 110 idle, half-sen
 connections must not starve /healthz; a non-loopback address needs a token.
 """
 
+import contextlib
 import os
 import socket
 import struct
@@ -23,18 +24,18 @@ from serve_harness import fetch, free_port, wait_until_listening
 MEMORY_BUDGET = 300 << 20
 
 
-def blank_png(width: int, height: int, channels: int) -> bytes:
-    """A valid all-zero 8-bit PNG (grey or RGBA), written row by row: the test never holds
-    the decoded image in memory."""
+def blank_png(width: int, height: int, channels: int, depth: int = 8) -> bytes:
+    """A valid all-zero PNG (grey or RGBA, 8 or 16 bits a sample), written row by row: the
+    test never holds the decoded image in memory."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     colour = {1: 0, 4: 6}[channels]
-    head = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    head = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
     packer = zlib.compressobj(9)
-    row = bytes(1 + width * channels)  # filter byte 0, then the pixels
+    row = bytes(1 + width * channels * depth // 8)  # filter byte 0, then the pixels
     data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
@@ -46,11 +47,12 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc")
 
 
-@pytest.fixture(scope="module")
-def server(resnet20_path):
+@contextlib.contextmanager
+def running_server(model: Path):
+    """`ternpynq serve` on a free loopback port: (process, base URL)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(resnet20_path)]
+    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(model)]
     cmd += ["--port", str(port), "--channel-timeout", "5"]
     with subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -61,6 +63,12 @@ def server(resnet20_path):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(resnet20_path):
+    with running_server(resnet20_path) as running:
+        yield running
 
 
 def status_of(base: str, body: bytes) -> int:
@@ -97,6 +105,22 @@ def test_hostile_images_get_4xx_and_bounded_memory(server):
     growth = peak_rss(proc.pid) - before
     assert growth < MEMORY_BUDGET, f"peak RSS grew by {growth >> 20} MB"
     assert fetch(f"{base}/healthz", timeout=5)  # and the server still answers
+
+
+LARGE_IMAGE_BUDGET = 150 << 20
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize(("channels", "depth"), [(4, 8), (1, 16)], ids=["rgba", "grey16"])
+def test_the_largest_accepted_images_cost_bounded_memory(resnet20_path, channels, depth):
+    # 16 megapixels, the most accepted, in the modes whose conversion once held full-size
+    # float64 or RGBA copies (about 250 MB for a 70 KB RGBA PNG, 280 MB for a 31 KB 16-bit one)
+    with running_server(resnet20_path) as (proc, base):  # a fresh peak to measure against
+        fetch(f"{base}/v1/classify", blank_png(28, 28, 1))
+        before = peak_rss(proc.pid)
+        assert fetch(f"{base}/v1/classify", blank_png(4000, 4000, channels, depth), timeout=60)
+        growth = peak_rss(proc.pid) - before
+    assert growth < LARGE_IMAGE_BUDGET, f"peak RSS grew by {growth >> 20} MB"
 
 
 def test_half_open_connections_do_not_starve_health(server):
