@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from ternpynq.bundle.schema import InputSpec
+from ternpynq.runtime import preprocess as preprocess_module
 from ternpynq.runtime.classifier import Classifier, softmax
 from ternpynq.runtime.preprocess import (
     FORMATS,
@@ -45,6 +46,29 @@ def test_every_common_mode_is_accepted(mode):
     image = image.convert("L" if mode == "I;16" else mode).convert(mode)
     codes = preprocess(image, SPEC)
     assert codes.shape == (1, 4, 4) and codes.dtype == np.int8
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "I;16", "I;16B", "I", "F"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_strip_by_strip_conversion_equals_whole_image(monkeypatch, mode, channels):
+    rng = np.random.default_rng(0)
+    if mode.startswith("I;16"):
+        image = Image.frombytes(
+            mode, (37, 41), rng.integers(0, 256, 2 * 37 * 41, np.uint8).tobytes()
+        )
+    elif mode in ("I", "F"):
+        values = rng.standard_normal((41, 37)) * 1e6
+        image = Image.fromarray(values.astype(np.int32 if mode == "I" else np.float32), mode)
+    else:
+        image = Image.fromarray(rng.integers(0, 256, (41, 37, 4), np.uint8), "RGBA")
+        image = image.convert("RGB").quantize(64) if mode == "P" else image.convert(mode)
+        image.info["transparency"] = 3  # P: palette index 3 is transparent
+    spec = InputSpec(size=(8, 8), channels=channels, mean=(0.5,) * channels,
+                     std=(0.25,) * channels, resize=9, scale=1 / 32)  # fmt: skip
+    monkeypatch.setattr(preprocess_module, "STRIP_ROWS", 10**6)  # one strip: the whole image
+    whole = to_pixels(image, spec)
+    monkeypatch.setattr(preprocess_module, "STRIP_ROWS", 5)  # 9 strips, the last one short
+    assert np.array_equal(to_pixels(image, spec), whole)
 
 
 def test_unsupported_mode_is_a_clear_error():
