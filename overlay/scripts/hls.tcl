@@ -24,7 +24,7 @@ lassign [split $tpq_vlnv :] ip_vendor ip_library ip_name ip_version
 set cflags "-std=c++14 -I$gen_dir -I$src_dir"
 open_project -reset [file join $build_dir hls_prj]
 set_top tpq_layer
-foreach src {tpq_layer_top.cpp tpq_conv.cpp tpq_pool.cpp} {
+foreach src {tpq_layer_top.cpp tpq_conv.cpp tpq_pool.cpp tpq_dw.cpp} {
     add_files [file join $src_dir $src] -cflags $cflags
 }
 # The testbench decodes registers with the csim ABI's helper, so both are testbench files.

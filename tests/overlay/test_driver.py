@@ -74,7 +74,7 @@ def test_wrong_input_shape_is_a_clear_error():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("max_channels", 12, "16 channels > max_channels = 12"),
+        ("max_channels", 6, r"16 channel bytes per pixel > 2 \* max_channels = 12"),
         ("max_kernel", 1, "kernel 3 > max_kernel = 1"),
         ("input_elems", 20, "> input_elems = 20"),
         ("weight_bytes", 16, r"weight_bytes"),

@@ -1,35 +1,47 @@
-"""The driver refuses at load a bundle whose op the loaded overlay cannot run (per-side
-padding runs)."""
+"""Format-2 bundles on the overlay: the ImageNet bundle (depthwise convs, TF "SAME" padding,
+1152- and 1280-channel layers) through the csim kernel, and what the driver still refuses."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import ternpynq
 from ternpynq.bundle import load
+from ternpynq.bundle.schema import Op
 from ternpynq.overlay.backends import simulated_device
 from ternpynq.overlay.driver import Driver, OverlayLimitError
+from ternpynq.runtime.network import Network
+from ternpynq.runtime.preprocess import preprocess
 from ternpynq.runtime.synthetic import random_bundle
 
 
-def test_depthwise_is_refused_naming_layer_and_op_after_asymmetric_padding_passes():
-    bundle = random_bundle("mbconv", seed=0)
-    assert bundle.layer("stem").padding == (0, 0, 1, 1)  # accepted: the refusal is further on
-    with pytest.raises(OverlayLimitError, match=r"layer 'block1.dw' .*op 'dwconv' is not one"):
-        Driver(simulated_device(), "zcu104", bundle)
-
-
-def test_the_imagenet_bundle_is_refused_by_the_csim_backend():
-    from ternpynq.runtime import backends
-
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104"])
+def test_the_imagenet_bundle_on_csim_equals_emu_on_a_photo(board):
     bundle = load(ternpynq.IMAGENET_MODEL)
-    with pytest.raises(OverlayLimitError, match="cannot run on the pynq-z2 overlay"):
-        backends.create("csim", bundle)
+    x = preprocess(ternpynq.PHOTOS_DIR / "chelsea.jpg", bundle.input)[None]
+    with Driver(simulated_device(board), board, bundle) as driver:
+        got = driver.run(x)
+    want = Network(bundle).run(x)
+    assert np.array_equal(got, want)
+    assert bundle.labels[int(want.argmax())] in ("Egyptian cat", "tiger cat", "tabby")
 
 
-def test_estimate_refuses_the_same_layers_in_one_line(capsys):
+def test_a_depthwise_layer_with_a_residual_is_refused_at_load():
+    bundle = random_bundle("mbconv", seed=4)
+    dw = next(layer for layer in bundle.layers if layer.op is Op.DWCONV)
+    dw.residual = bundle.layers[0].name
+    with pytest.raises(OverlayLimitError, match=f"{dw.name}.*dwconv mode has no fused residual"):
+        Driver(simulated_device(), "pynq-z2", bundle)
+
+
+def test_estimate_models_the_imagenet_bundle_with_its_depthwise_share(capsys):
+    import json
+
     from ternpynq.cli import main
 
-    assert main(["estimate", "imagenet", "--board", "zcu104"]) == 1
-    err = capsys.readouterr().err
-    assert "layer 'block0.dw' cannot run on the zcu104 overlay" in err and "Traceback" not in err
+    assert main(["estimate", "imagenet", "--board", "zcu104", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fps_serial"] > 0
+    modes = {layer["mode"] for layer in report["layers"]}
+    assert "dwconv" in modes

@@ -23,7 +23,7 @@ from ternpynq.overlay.boards import Board, config_header, load_board
 from ternpynq.overlay.paths import overlay_dir
 from ternpynq.overlay.regmap import load_regmap, regs_header
 
-KERNEL_SOURCES = ("tpq_layer_top.cpp", "tpq_conv.cpp", "tpq_pool.cpp")
+KERNEL_SOURCES = ("tpq_layer_top.cpp", "tpq_conv.cpp", "tpq_pool.cpp", "tpq_dw.cpp")
 CXXFLAGS = ("-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas")
 SANITIZE = (
     "-O1",

@@ -21,7 +21,7 @@ from ternpynq.bundle.schema import Bundle, Layer
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.cycles import layer_cycles
 from ternpynq.overlay.regmap import load_regmap
-from ternpynq.overlay.stream import pack_fmap, pack_layer, set_batch, unpack_fmap
+from ternpynq.overlay.stream import pack_fmap, pack_for_board, set_batch, unpack_fmap
 from ternpynq.runtime import ops
 
 MAGIC, VERSION = b"TPQV", 1
@@ -56,7 +56,7 @@ def make_case(
 ) -> Case:
     """Pack ``layer`` for ``board`` with input codes ``x`` (N, ...) and its golden output."""
     res_type = types[layer.residual] if layer.residual else 0
-    packed = pack_layer(layer, board.g, types[layer.input], res_type, board.weight_bytes)
+    packed = pack_for_board(layer, board, types)
     n = x.shape[0]
     set_batch(packed, n)
     expected = ops.run_layer(layer, x, residual)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board
-from ternpynq.overlay.stream import MODE, PackedLayer, fmap_types, pack_layer, set_batch
+from ternpynq.overlay.stream import MODE, PackedLayer, fmap_types, pack_for_board, set_batch
 
 T_MAX = 5
 READ_DEPTH = 64 + 2  # m_axi latency HLS schedules a read burst for, plus address and store stages
@@ -48,6 +48,7 @@ def loop_depths(board: Board) -> dict[str, int]:
         "pool": 4,
         "gap_sum": 4 + _clog2(board.P),
         "gap_requant": 8,
+        "dw": 10,  # weight + line-buffer read, select/negate, accumulate; lane mux, requant
     }
 
 
@@ -98,12 +99,16 @@ class _Tally:
 
 
 def ring_rows(r: dict, board: Board, mode: str) -> int:
-    """Line-buffer rows: what two consecutive P-pixel tiles' windows touch, as a power of two."""
+    """Line-buffer rows: what two consecutive P-pixel tiles' windows touch (one pixel's for
+    dwconv), at most the whole map, at least the kernel."""
     if mode == "gap":
         return 1
-    span = min((r["out_w"] - 1 + 2 * board.P - 1) // r["out_w"] + 1, r["out_h"])
-    rows = min((span - 1) * r["stride"] + r["kernel"], r["in_h"])
-    return 1 << _clog2(rows)
+    # dwconv computes one pixel at a time and fetches no rows ahead: its window's rows only
+    span = 1
+    if mode != "dwconv":
+        span = min((r["out_w"] - 1 + 2 * board.P - 1) // r["out_w"] + 1, r["out_h"])
+    rows = (span - 1) * r["stride"] + r["kernel"]
+    return rows if rows <= r["in_h"] else max(r["in_h"], r["kernel"])
 
 
 def _pixel_tiles(npix: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
@@ -238,8 +243,25 @@ def _gap(tally: _Tally, r: dict, board: Board) -> None:
     tally.burst("store", np.arange(n, dtype=np.int64) * c * oeb, np.full(n, c * oeb))
 
 
+def _dwconv(tally: _Tally, r: dict, board: Board) -> None:
+    """Depthwise: the whole stream loaded and checked once; then per image and output pixel,
+    one loop of every G-channel block's (plane, tap) words followed by its channels' requant,
+    and one store burst of the pixel's channels. Nothing overlaps."""
+    n, c, k, t = r["batch"], r["in_c"], r["kernel"], r["trits"]
+    npix, oeb = r["out_h"] * r["out_w"], _bytes(r["out_type"])
+    words = -(-c // board.g) * t * k * k  # blocks x planes x taps
+    stream = words * (board.g // 4)
+    tally.burst("w_load", 0, stream)
+    tally.add("w_check", words)
+    tally.burst("p_load", stream + -stream % STREAM_ALIGN, 8 * c)
+    _fetch_rows(tally, r, n)
+    tally.add("dw", np.full(npix, words + c), times=n)
+    pixels = np.arange(n * npix, dtype=np.int64)
+    tally.burst("store", pixels * c * oeb, np.full(pixels.size, c * oeb))
+
+
 COMPUTE_LOOPS = ("setup", "lane_map", "w_check", "acc_clear", "mac", "requant", "pool")
-COMPUTE_LOOPS += ("gap_sum", "gap_requant")
+COMPUTE_LOOPS += ("gap_sum", "gap_requant", "dw")
 
 
 def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
@@ -251,6 +273,8 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
     mac = dense = 0
     if mode == "conv":
         mac, dense = _conv(tally, packed, board)
+    elif mode == "dwconv":
+        _dwconv(tally, r, board)
     elif mode == "maxpool":
         _maxpool(tally, r, board)
     else:
@@ -260,6 +284,8 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
     if mode == "conv":
         gc = np.minimum(board.g, c - np.arange(0, c, board.g))
         lane = r["batch"] * npix * r["trits"] * int((packed.kept * (gc * k * k)).sum())
+    elif mode == "dwconv":
+        lane = r["batch"] * npix * r["trits"] * c * k * k
     else:
         lane = r["batch"] * npix * c * (k * k if mode == "maxpool" else 1)
     return LayerCycles(
@@ -283,10 +309,7 @@ def network_cycles(bundle: Bundle, board: Board, batch: int = 1) -> list[LayerCy
     types = fmap_types(bundle)
     out = []
     for layer in bundle.layers:
-        res_type = types[layer.residual] if layer.residual else 0
-        packed = pack_layer(
-            layer, board.g, types[layer.input], res_type, board.weight_bytes, data=False
-        )
+        packed = pack_for_board(layer, board, types, data=False)
         set_batch(packed, batch)
         out.append(layer_cycles(packed, board))
     return out

@@ -28,12 +28,13 @@ from ternpynq.bundle.schema import Bundle, Layer, Op
 from ternpynq.overlay import cycles, stream
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
+from ternpynq.overlay.stream_dw import dw_words
 from ternpynq.runtime.network import check_input
 
 WEIGHT_ALIGN = 64  # each layer's stream starts on a burst boundary of the widest port
 MAX_BATCH = 65535  # the kernel's batch register limit (tpq_layer.hpp MAX_BATCH)
 # the ops this kernel has a mode for (linear runs as a 1x1 conv); padding is per side
-KERNEL_OPS = (Op.CONV, Op.LINEAR, Op.MAXPOOL, Op.GAP)
+KERNEL_OPS = (Op.CONV, Op.DWCONV, Op.LINEAR, Op.MAXPOOL, Op.GAP)
 
 
 class OverlayLimitError(ValueError):
@@ -66,6 +67,8 @@ def check_supported(layer: Layer, board: Board) -> None:
     if layer.op not in KERNEL_OPS:
         names = ", ".join(op.value for op in KERNEL_OPS)
         raise OverlayLimitError(f"{where}: op {layer.op.value!r} is not one of its ops ({names})")
+    if layer.op is Op.DWCONV and layer.residual is not None:
+        raise OverlayLimitError(f"{where}: its dwconv mode has no fused residual")
 
 
 def check_fits(packed: stream.PackedLayer, board: Board) -> int:
@@ -78,13 +81,25 @@ def check_fits(packed: stream.PackedLayer, board: Board) -> int:
             f"{where}: its input or residual holds 16-bit codes; on chip only a layer's "
             "output may be 16-bit (inputs and residuals must fit 8 bits, u8 or i8)"
         )
+    # A pixel's output row on chip holds 2 * max_channels bytes; conv tiles hold at most
+    # max_channels filters (stream.plan_tiles), gap and dwconv a whole pixel's outputs.
+    row = 2 * board.max_channels
     channels = max(r["in_c"], r["out_c"])
-    if channels > board.max_channels:
+    if mode in ("gap", "dwconv"):
+        channels = r["out_c"] * stream.elem_bytes(r["out_type"])
+    if channels > row:
         raise OverlayLimitError(
-            f"{where}: {channels} channels > max_channels = {board.max_channels}"
+            f"{where}: {channels} channel bytes per pixel > 2 * max_channels = {row}"
         )
     if mode != "gap" and r["kernel"] > board.max_kernel:
         raise OverlayLimitError(f"{where}: kernel {r['kernel']} > max_kernel = {board.max_kernel}")
+    if mode == "dwconv":  # the kernel holds a depthwise layer's whole stream on chip
+        need = dw_words(r["in_c"], r["kernel"], r["trits"], board.g) * board.g // 4
+        if need > board.weight_bytes:
+            raise OverlayLimitError(
+                f"{where}: its depthwise stream of {need} bytes > weight_bytes = "
+                f"{board.weight_bytes}"
+            )
     if r["trits"] > cycles.T_MAX:
         raise OverlayLimitError(f"{where}: {r['trits']} trit planes > {cycles.T_MAX}")
     elems = cycles.ring_rows(r, board, mode) * r["in_w"] * r["in_c"]
@@ -153,11 +168,8 @@ class Driver:
         self.steps, chunks, offset = [], [], 0
         for layer in bundle.layers:
             check_supported(layer, self.board)
-            res_type = self.types[layer.residual] if layer.residual else stream.ELEM_U8
             try:  # filters are split into output-channel tiles that fit the weight buffer
-                packed = stream.pack_layer(
-                    layer, self.board.g, self.types[layer.input], res_type, self.board.weight_bytes
-                )
+                packed = stream.pack_for_board(layer, self.board, self.types)
             except stream.StreamError as exc:  # one filter alone is larger than the buffer
                 raise OverlayLimitError(
                     f"layer {layer.name!r} does not fit the {self.board.name} overlay: {exc} "

@@ -26,9 +26,10 @@ import numpy as np
 from ternpynq.bundle.packing import pack_codes, to_trit_planes, unpack_codes
 from ternpynq.bundle.schema import Bundle, Layer, Op, pads
 from ternpynq.bundle.stats import group_mask
+from ternpynq.overlay.boards import Board
 
 STREAM_ALIGN = 64  # params start on a burst boundary of the widest (512-bit) port
-MODE = {"conv": 0, "maxpool": 1, "gap": 2}
+MODE = {"conv": 0, "maxpool": 1, "gap": 2, "dwconv": 3}
 # the descriptor's zero padding, one register per side, in the order of schema.pads
 PAD_REGS = ("pad_top", "pad_left", "pad_bottom", "pad_right")
 NO_PAD = dict.fromkeys(PAD_REGS, 0)
@@ -112,13 +113,23 @@ def tile_size(n_keep: np.ndarray, words: np.ndarray, trits: int, g: int) -> int:
     return int(_pad(8, g) + (_pad(4 + 2 * n_keep[used], g) + body).sum())
 
 
-def plan_tiles(kept: np.ndarray, words: np.ndarray, trits: int, g: int, tile_bytes: int | None):
-    """Split filters into consecutive tiles [o0, o1) whose stream fits ``tile_bytes`` (greedy)."""
+def plan_tiles(
+    kept: np.ndarray,
+    words: np.ndarray,
+    trits: int,
+    g: int,
+    tile_bytes: int | None,
+    max_filters: int | None = None,
+):
+    """Split filters into consecutive tiles [o0, o1) whose stream fits ``tile_bytes`` and that
+    hold at most ``max_filters`` filters (the accumulator depth, ``board.max_channels``); greedy."""
     cout = kept.shape[0]
     tiles, o0, n_keep = [], 0, np.zeros(kept.shape[1], np.int64)
     for o in range(cout):
         trial = n_keep + kept[o]
-        if tile_bytes is not None and o > o0 and tile_size(trial, words, trits, g) > tile_bytes:
+        full = max_filters is not None and o - o0 == max_filters
+        too_big = tile_bytes is not None and tile_size(trial, words, trits, g) > tile_bytes
+        if o > o0 and (full or too_big):
             tiles.append((o0, o))
             o0, trial = o, kept[o].astype(np.int64)
         n_keep = trial
@@ -141,12 +152,17 @@ def _header(values: list[int], g: int) -> np.ndarray:
 
 
 def pack_weights(
-    weight: np.ndarray, trits: int, g: int, tile_bytes: int | None = None
+    weight: np.ndarray,
+    trits: int,
+    g: int,
+    tile_bytes: int | None = None,
+    max_filters: int | None = None,
 ) -> np.ndarray:
     """Integer weights (Cout, Cin, k, k) or (Cout, Cin) -> the compacted stream (uint8).
 
     Group-major within each output-channel tile (module docstring); ``tile_bytes`` is the
-    overlay's weight buffer (``board.weight_bytes``), None for a single tile.
+    overlay's weight buffer (``board.weight_bytes``) and ``max_filters`` its filters per tile
+    (``board.max_channels``), None for no limit.
     """
     w = _as_conv(weight)
     cout, cin, k, _ = w.shape
@@ -155,7 +171,7 @@ def pack_weights(
     words = group_words(cin, k, g)
     lane = g // 4
     out: list[np.ndarray] = []
-    for o0, o1 in plan_tiles(kept, words, trits, g, tile_bytes):
+    for o0, o1 in plan_tiles(kept, words, trits, g, tile_bytes, max_filters):
         listed = np.flatnonzero(kept[o0:o1].any(axis=0))
         nbytes = tile_size(kept[o0:o1].sum(axis=0), words, trits, g)
         out.append(_header([o1 - o0, listed.size, nbytes & 0xFFFF, nbytes >> 16], g))
@@ -291,12 +307,14 @@ def pack_layer(
     res_type: int = ELEM_U8,
     tile_bytes: int | None = None,
     data: bool = True,
+    max_filters: int | None = None,
 ) -> PackedLayer:
     """A bundle layer -> stream bytes and descriptor for an overlay with ``g`` lanes.
 
-    ``tile_bytes`` is the overlay's weight buffer (``board.weight_bytes``); a layer whose
-    weights exceed it is split into output-channel tiles. ``data=False`` skips packing the
-    bytes (the cycle model needs only the registers and the kept groups).
+    ``tile_bytes`` is the overlay's weight buffer (``board.weight_bytes``) and ``max_filters``
+    its accumulator depth (``board.max_channels``); a conv layer whose weights exceed either is
+    split into output-channel tiles. ``data=False`` skips packing the bytes (the cycle model
+    needs only the registers and the kept groups).
     """
     cin, ih, iw = _chw(layer.in_shape)
     cout, oh, ow = _chw(layer.out_shape)
@@ -318,6 +336,15 @@ def pack_layer(
         regs.update(mode=MODE["gap"], kernel=1, stride=1, trits=1, **NO_PAD)
         packed.data = params
         return packed
+    if layer.op == Op.DWCONV:
+        from ternpynq.overlay.stream_dw import pack_dw_weights  # it imports this module
+
+        regs["mode"] = MODE["dwconv"]
+        if data:
+            stream = pack_dw_weights(layer.weight, layer.trits, g)
+            regs["wgt_bytes"] = int(stream.size)
+            packed.data = np.concatenate([stream, params])
+        return packed
     if layer.op == Op.LINEAR:
         regs.update(kernel=1, stride=1, **NO_PAD)
     regs["mode"] = MODE["conv"]
@@ -325,12 +352,23 @@ def pack_layer(
         regs.update(has_res=1, res_mult=int(rq.res_mult))
     packed.kept = group_mask(layer.weight, g)
     words = group_words(cin, layer.kernel if layer.op == Op.CONV else 1, g)
-    packed.tiles = plan_tiles(packed.kept, words, layer.trits, g, tile_bytes)
+    packed.tiles = plan_tiles(packed.kept, words, layer.trits, g, tile_bytes, max_filters)
     if data:
-        stream = pack_weights(layer.weight, layer.trits, g, tile_bytes)
+        stream = pack_weights(layer.weight, layer.trits, g, tile_bytes, max_filters)
         regs["wgt_bytes"] = int(stream.size)
         packed.data = np.concatenate([stream, params])
     return packed
+
+
+def pack_for_board(
+    layer: Layer, board: Board, types: dict[str, int], data: bool = True
+) -> PackedLayer:
+    """``pack_layer`` for ``board``'s g, weight buffer and accumulator depth; ``types`` are the
+    element types of the bundle's tensors (``fmap_types``)."""
+    res_type = types[layer.residual] if layer.residual else ELEM_U8
+    return pack_layer(
+        layer, board.g, types[layer.input], res_type, board.weight_bytes, data, board.max_channels
+    )
 
 
 def fmap_types(bundle: Bundle) -> dict[str, int]:

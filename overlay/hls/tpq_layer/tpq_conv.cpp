@@ -104,6 +104,7 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
   nf = le16(head);
   const uint32_t ng = le16(head + 2), bytes = static_cast<uint32_t>(le32(head + 4));
   if (nf == 0 || o0 + nf > d.out_c || ng > groups(d.in_c)) return BAD_STREAM;
+  if (nf > static_cast<uint32_t>(MAX_C)) return TOO_LARGE;  // a tile's filters fill the accumulator banks
   if (bytes < pad_lane(TILE_HEAD) || bytes % LANE_BYTES || wpos + bytes > d.wgt_bytes) return BAD_STREAM;
   if (bytes > static_cast<uint32_t>(WBUF_BYTES)) return TOO_LARGE;
   burst_read(L_W_LOAD, wgt, wpos, bytes, [&](uint64_t k, uint8_t b) { wbuf[k] = b; });
@@ -184,7 +185,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
             const int32_t y = tl.oy[p] * stride - top + static_cast<int32_t>(di);
             const int32_t xx = tl.ox[p] * stride - left + static_cast<int32_t>(dj);
             const bool use = static_cast<uint32_t>(l) < op.valid && c < d.in_c && inside(d, y, xx);
-            x[p][l] = use ? lb_at(lbuf, d, g, y, xx, c) : 0;
+            x[p][l] = use ? lb_at(lbuf, d, slot_add(tl.rs[p], di, g.ring), xx, c) : 0;
           }
         }
         xq = op.q;
@@ -250,7 +251,7 @@ static void tile_step(const Desc& d, const Geometry& g, int16_t* lbuf, const uin
                       const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
                       int32_t (*fill)[P], uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
                       int32_t (*drain)[P], uint32_t np, uint64_t tile_px, uint32_t o0, uint32_t nf,
-                      const uint8_t* res, uint8_t* fout, const uint8_t* fin, uint64_t image, int32_t& next_row,
+                      const uint8_t* res, uint8_t* fout, const uint8_t* fin, uint64_t image, Rows& next_row,
                       int32_t last) {
 #pragma HLS DATAFLOW
   TPQ_MARK(m0);
@@ -264,9 +265,7 @@ static void tile_step(const Desc& d, const Geometry& g, int16_t* lbuf, const uin
 }
 
 uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
-                  const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res) {
-  static uint8_t wbuf[TPQ_WBUF_BYTES];
-#pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=TPQ_WBUF_PORTS
+                  uint8_t* wbuf, const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res) {
   static int32_t acc[2][TPQ_MAX_C][TPQ_P];
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=1
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=3
@@ -328,7 +327,7 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
       uint32_t bank = 0, prev_np = 0;
       uint64_t prev_px = 0;
       bool pending = false;
-      int32_t next_row = 0;
+      Rows next_row{0, 0};
       const int32_t reach = static_cast<int32_t>(k) - 1 - top;  // last window row - stride * oy
       tl.start(g, npix);
       fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride + reach);

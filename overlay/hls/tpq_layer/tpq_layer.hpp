@@ -28,7 +28,8 @@ constexpr int LANE_BYTES = G / 4;  // one lane word: G trits at 2 bits
 constexpr int WBUF_BYTES = TPQ_WBUF_BYTES;
 constexpr int IBUF_ELEMS = TPQ_IBUF_ELEMS;
 constexpr int MAX_K = TPQ_MAX_K;
-constexpr int MAX_C = TPQ_MAX_C;
+constexpr int MAX_C = TPQ_MAX_C;    // filters of one output-channel tile (accumulator depth)
+constexpr int MAX_VEC = 2 * MAX_C;  // bytes of one pixel's output row (obuf): channels of a map
 constexpr int PORT_BYTES = TPQ_PORT_BYTES;
 constexpr int MAX_T = 5;
 constexpr uint32_t MAX_DIM = 4096;
@@ -42,7 +43,7 @@ static_assert(G >= 8 && (1 << LOG_G) == G, "g is a power of two >= 8: a u16 head
 static_assert((1 << LOG_PORT) == PORT_BYTES, "the AXI port width is a power of two");
 static_assert(G <= 256, "lane-map channel indices are 8-bit");
 
-enum Mode : uint32_t { MODE_CONV = 0, MODE_MAXPOOL = 1, MODE_GAP = 2 };
+enum Mode : uint32_t { MODE_CONV = 0, MODE_MAXPOOL = 1, MODE_GAP = 2, MODE_DWCONV = 3 };
 enum Elem : uint32_t { ELEM_U8 = 0, ELEM_I8 = 1, ELEM_I16 = 2 };
 enum Status : uint32_t {
   OK = 0,
@@ -71,6 +72,7 @@ enum Loop : int {
   L_POOL,         // max pool: one (G-channel vector, tap) per iteration
   L_GAP_SUM,      // gap: P pixels x G channels per iteration
   L_GAP_REQUANT,  // gap: one channel per iteration
+  L_DW,           // dwconv: per pixel, per G-channel block, (trit plane, tap) then one lane's requant
   N_LOOPS
 };
 constexpr int READ_DEPTH = 64 + 2;
@@ -90,6 +92,7 @@ constexpr uint32_t DEPTH[N_LOOPS] = {
     4,               // pool
     3 + clog2(P) + 1,  // gap_sum: read, P-input adder tree, accumulate
     8,               // gap_requant
+    10,              // dw: weight + line-buffer read, select/negate, accumulate; lane mux, requant, obuf
 };
 extern const char* const LOOP_NAMES[N_LOOPS];
 
@@ -142,11 +145,18 @@ struct Extents {
 
 // Per-layer constants computed once per start (L_SETUP): the only divisions of the kernel.
 struct Geometry {
-  uint32_t ring;      // line-buffer rows, a power of two, so a row's slot is y & (ring - 1)
+  uint32_t ring;      // line-buffer rows (>= kernel): row y lives in slot y mod ring
   uint32_t step_y, step_x;  // P raster pixels = step_y rows + step_x columns of the output
+  // Slots are carried, never computed by a modulo in a loop: the slot advance of a tile step
+  // (step_y or step_y + 1 output rows), of one output row, and of the padded row -pad_top.
+  uint32_t slot_step, slot_step1, stride_slot, top_slot;
   int32_t oy0[TPQ_P];  // coordinates of pixels 0..P-1 (registers)
   int32_t ox0[TPQ_P];
+  uint32_t rs0[TPQ_P];  // slot of each one's top window row, oy0 * stride - pad_top
 };
+
+// a + b mod ring for a, b < ring (one compare and subtract)
+inline uint32_t slot_add(uint32_t a, uint32_t b, uint32_t ring) { return a + b >= ring ? a + b - ring : a + b; }
 
 inline uint32_t elem_bytes(uint32_t t) { return t == ELEM_I16 ? 2 : 1; }
 inline int32_t elem_lo(uint32_t t) { return t == ELEM_U8 ? 0 : t == ELEM_I8 ? -128 : -32768; }
@@ -251,6 +261,7 @@ inline void store_rows(uint8_t* port, uint64_t base, uint64_t pitch, uint32_t np
 struct Tiles {
   int32_t oy[TPQ_P];  // registers
   int32_t ox[TPQ_P];
+  uint32_t rs[TPQ_P];  // line-buffer slot of each pixel's top window row
   uint32_t pix0, np, npix;
   void start(const Geometry& g, uint32_t npix_) {
     npix = npix_;
@@ -260,6 +271,7 @@ struct Tiles {
 #pragma HLS UNROLL
       oy[p] = g.oy0[p];
       ox[p] = g.ox0[p];
+      rs[p] = g.rs0[p];
     }
   }
   void advance(const Geometry& g, uint32_t out_w) {
@@ -269,25 +281,33 @@ struct Tiles {
 #pragma HLS UNROLL
       oy[p] += static_cast<int32_t>(g.step_y);
       ox[p] += static_cast<int32_t>(g.step_x);
-      if (ox[p] >= static_cast<int32_t>(out_w)) {
+      const bool wrap = ox[p] >= static_cast<int32_t>(out_w);
+      if (wrap) {
         ox[p] -= static_cast<int32_t>(out_w);
         oy[p] += 1;
       }
+      rs[p] = slot_add(rs[p], wrap ? g.slot_step1 : g.slot_step, g.ring);
     }
   }
 };
 
-// The line buffer: input rows in a ring of g.ring slots (slot = y & (ring - 1)), each row
-// in_w x in_c 9-bit values, NHWC like DDR. Rows arrive in order, one burst each.
-// `image` is the byte offset of the image in the input port: beats are counted from the port's base.
-void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* fin, uint64_t image, int32_t& next,
+// The line buffer: input rows in a ring of g.ring slots (row y in slot y mod ring), each row
+// in_w x in_c 9-bit values, NHWC like DDR. Rows arrive in order, one burst each; `Rows` carries
+// the next row to fetch and its slot. `image` is the byte offset of the image in the input
+// port: beats are counted from the port's base.
+struct Rows {
+  int32_t next;
+  uint32_t slot;
+};
+void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* fin, uint64_t image, Rows& rows,
                 int32_t last);
 inline bool inside(const Desc& d, int32_t y, int32_t x) {
   return y >= 0 && x >= 0 && y < static_cast<int32_t>(d.in_h) && x < static_cast<int32_t>(d.in_w);
 }
-inline int32_t lb_at(const int16_t* lbuf, const Desc& d, const Geometry& g, int32_t y, int32_t x, uint32_t c) {
-  const uint64_t slot = static_cast<uint32_t>(y) & (g.ring - 1);
-  return lbuf[(slot * d.in_w + static_cast<uint32_t>(x)) * d.in_c + c];
+// Element (slot, x, c) of the line buffer; the slot of window row di is slot_add(rs, di, ring),
+// valid because ring >= kernel.
+inline int32_t lb_at(const int16_t* lbuf, const Desc& d, uint32_t slot, int32_t x, uint32_t c) {
+  return lbuf[(static_cast<uint64_t>(slot) * d.in_w + static_cast<uint32_t>(x)) * d.in_c + c];
 }
 
 uint32_t ring_rows(const Desc& d);
@@ -298,13 +318,15 @@ Extents extents(const Desc& d);
 Desc desc_from_regs(const uint32_t* regs);
 
 // Shared on-chip buffers (declared in the top function): the line buffer, the output tile
-// (row p = PE p's bytes in DDR order) and the (mult, bias) pairs.
+// (row p = PE p's bytes in DDR order), the (mult, bias) pairs and the weight buffer.
 uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
-                  const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res);
+                  uint8_t* wbuf, const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint8_t* res);
 uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C],
                      const uint8_t* fin, uint8_t* fout);
 uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
                  const uint8_t* params, const uint8_t* fin, uint8_t* fout);
+uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
+                    uint8_t* wbuf, const uint8_t* wgt, const uint8_t* fin, uint8_t* fout);
 
 }  // namespace tpq
 

@@ -10,22 +10,22 @@ thread_local Counters g_count;
 
 const char* const LOOP_NAMES[N_LOOPS] = {
     "setup",    "lane_map", "w_head",  "w_load", "w_check", "p_load", "acc_clear",   "row_load",
-    "mac",      "res_load", "requant", "store",  "pool",    "gap_sum", "gap_requant",
+    "mac",      "res_load", "requant", "store",  "pool",    "gap_sum", "gap_requant", "dw",
 };
 
 // Line-buffer rows: every input row two consecutive P-pixel tiles' windows touch (conv fetches
-// the next tile's rows while the current one computes), rounded up to a power of two so that a
-// row's slot is a mask of its index. gap reads one row at a time.
+// the next tile's rows while the current one computes), at most the whole map, and at least the
+// kernel (so a window row's slot is one compare-subtract from its top row's). gap reads one row
+// at a time.
 uint32_t ring_rows(const Desc& d) {
   if (d.mode == MODE_GAP) return 1;
-  // 2P raster-order pixels span at most this many output rows.
-  uint32_t span = (d.out_w - 1 + 2 * P - 1) / d.out_w + 1;  // a division, in setup
+  // 2P raster-order pixels span at most this many output rows; dwconv works on one pixel at a
+  // time and fetches no rows ahead, so its window's k rows are all it holds.
+  uint32_t span = d.mode == MODE_DWCONV ? 1 : (d.out_w - 1 + 2 * P - 1) / d.out_w + 1;  // in setup
   if (span > d.out_h) span = d.out_h;
   uint32_t rows = (span - 1) * d.stride + d.kernel;
-  if (rows > d.in_h) rows = d.in_h;
-  uint32_t ring = 1;
-  while (ring < rows) ring <<= 1;  // at most 13 doublings (MAX_DIM)
-  return ring;
+  if (rows > d.in_h) rows = d.in_h > d.kernel ? d.in_h : d.kernel;
+  return rows;
 }
 
 // out == (in + before + after - k) / stride + 1, checked with multiplications only.
@@ -37,12 +37,14 @@ static bool out_dim_ok(uint32_t in, uint32_t before, uint32_t after, uint32_t ou
 }
 
 uint32_t check_desc(const Desc& d) {
-  if (d.mode > MODE_GAP || d.batch < 1 || d.batch > MAX_BATCH) return BAD_DESCRIPTOR;
+  if (d.mode > MODE_DWCONV || d.batch < 1 || d.batch > MAX_BATCH) return BAD_DESCRIPTOR;
   const uint32_t dims[] = {d.in_h, d.in_w, d.out_h, d.out_w};
   for (uint32_t v : dims)
     if (v < 1 || v > MAX_DIM) return BAD_DESCRIPTOR;
   if (d.in_c < 1 || d.out_c < 1) return BAD_DESCRIPTOR;
-  if (d.in_c > static_cast<uint32_t>(MAX_C) || d.out_c > static_cast<uint32_t>(MAX_C)) return TOO_LARGE;
+  // A pixel's output row (obuf) holds MAX_VEC bytes; conv splits its filters into tiles of at most
+  // MAX_C (load_tile), so only the map's channel count is bounded here.
+  if (d.in_c > static_cast<uint32_t>(MAX_VEC) || d.out_c > static_cast<uint32_t>(MAX_VEC)) return TOO_LARGE;
   if (d.in_type > ELEM_I16 || d.out_type > ELEM_I16 || d.res_type > ELEM_I16) return BAD_DESCRIPTOR;
   // On chip, inputs and residuals are 9-bit; only a layer's output (the logits) may be 16-bit.
   if (d.in_type == ELEM_I16 || (d.mode == MODE_CONV && d.has_res && d.res_type == ELEM_I16)) return BAD_DESCRIPTOR;
@@ -61,12 +63,15 @@ uint32_t check_desc(const Desc& d) {
   if (d.mode == MODE_MAXPOOL) {
     if (d.out_c != d.in_c || d.out_type != d.in_type) return BAD_DESCRIPTOR;
   } else {
+    // gap and dwconv hold a whole pixel's outputs in obuf; a conv tile's are at most 2 MAX_C bytes
+    if (d.mode != MODE_CONV && d.out_c * elem_bytes(d.out_type) > static_cast<uint32_t>(MAX_VEC)) return TOO_LARGE;
     if (d.shift > 48 || d.lo > d.hi || d.lo < elem_lo(d.out_type) || d.hi > elem_hi(d.out_type))
       return BAD_DESCRIPTOR;
   }
-  if (d.mode == MODE_CONV) {
+  if (d.mode == MODE_CONV || d.mode == MODE_DWCONV) {
     if (d.trits < 1 || d.trits > static_cast<uint32_t>(MAX_T) || d.has_res > 1) return BAD_DESCRIPTOR;
   }
+  if (d.mode == MODE_DWCONV && (d.out_c != d.in_c || d.has_res)) return BAD_DESCRIPTOR;  // no fused residual
   const uint64_t rows = ring_rows(d);
   if (rows * d.in_w * d.in_c > static_cast<uint64_t>(IBUF_ELEMS)) return TOO_LARGE;
   return OK;
@@ -76,29 +81,39 @@ Geometry geometry(const Desc& d) {
   Geometry g{};
   g.ring = ring_rows(d);
   const uint32_t w = d.mode == MODE_GAP ? 1 : d.out_w;
-  g.step_y = P / w;  // one divider gives both; with ring_rows' the only run-time divisions
+  g.step_y = P / w;  // one divider gives both, beside ring_rows' division
   g.step_x = P % w;
+  // then the slot constants: modulos by the ring (with ring_rows' and P / w, the only run-time
+  // divisions of the kernel, all here)
+  g.slot_step = g.step_y * d.stride % g.ring;
+  g.slot_step1 = (g.step_y + 1) * d.stride % g.ring;
+  g.stride_slot = d.stride % g.ring;
+  g.top_slot = (g.ring - d.pad_top % g.ring) % g.ring;
   int32_t y = 0, x = 0;
+  uint32_t s = g.top_slot;
   for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
     g.oy0[p] = y;
     g.ox0[p] = x;
+    g.rs0[p] = s;
     if (++x == static_cast<int32_t>(w)) {
       x = 0;
       ++y;
+      s = slot_add(s, g.stride_slot, g.ring);
     }
   }
   return g;
 }
 
-void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* fin, uint64_t image, int32_t& next,
+void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* fin, uint64_t image, Rows& rows,
                 int32_t last) {
   if (last >= static_cast<int32_t>(d.in_h)) last = static_cast<int32_t>(d.in_h) - 1;
   const uint64_t row_bytes = static_cast<uint64_t>(d.in_w) * d.in_c;  // inputs are 8-bit
-  for (; next <= last; ++next) {
-    int16_t* slot = lbuf + (static_cast<uint32_t>(next) & (g.ring - 1)) * row_bytes;
-    burst_read(L_ROW_LOAD, fin, image + static_cast<uint64_t>(next) * row_bytes, row_bytes,
+  for (; rows.next <= last; ++rows.next) {
+    int16_t* slot = lbuf + rows.slot * row_bytes;
+    burst_read(L_ROW_LOAD, fin, image + static_cast<uint64_t>(rows.next) * row_bytes, row_bytes,
                [&](uint64_t k, uint8_t b) { slot[k] = static_cast<int16_t>(elem8(b, d.in_type)); });
+    rows.slot = slot_add(rows.slot, 1, g.ring);
   }
 }
 
@@ -106,7 +121,7 @@ Extents extents(const Desc& d) {
   uint64_t in_px = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c * d.batch;
   uint64_t out_px = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_c * d.batch;
   Extents e{0, in_px * elem_bytes(d.in_type), out_px * elem_bytes(d.out_type), 0};
-  if (d.mode == MODE_CONV) {
+  if (d.mode == MODE_CONV || d.mode == MODE_DWCONV) {
     e.wgt = static_cast<uint64_t>(d.wgt_bytes) + 8ull * d.out_c;  // stream, then (mult, bias) pairs
     if (d.has_res) e.res = out_px * elem_bytes(d.res_type);
   } else if (d.mode == MODE_GAP) {
@@ -166,15 +181,19 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
 #pragma HLS ARRAY_PARTITION variable=lbuf type=cyclic factor=TPQ_G
   static uint8_t obuf[TPQ_P][TPQ_MAX_C * 2];
 #pragma HLS ARRAY_PARTITION variable=obuf type=complete dim=1
-  static uint8_t prm[TPQ_MAX_C * 8];
+  static uint8_t prm[TPQ_MAX_C * 16];
 #pragma HLS ARRAY_PARTITION variable=prm type=cyclic factor=8
+  static uint8_t wbuf[TPQ_WBUF_BYTES];
+#pragma HLS ARRAY_PARTITION variable=wbuf type=cyclic factor=TPQ_WBUF_PORTS
   TPQ_ENTER(tpq::L_SETUP, 1);
   TPQ_TICK(tpq::L_SETUP);
   uint32_t st = tpq::check_desc(d);
   if (st == tpq::OK) {
     const tpq::Geometry g = tpq::geometry(d);
     if (mode == tpq::MODE_CONV) {
-      st = tpq::run_conv(d, g, lbuf, obuf, prm, wgt, fin, fout, res);
+      st = tpq::run_conv(d, g, lbuf, obuf, prm, wbuf, wgt, fin, fout, res);
+    } else if (mode == tpq::MODE_DWCONV) {
+      st = tpq::run_dwconv(d, g, lbuf, obuf, prm, wbuf, wgt, fin, fout);
     } else if (mode == tpq::MODE_MAXPOOL) {
       st = tpq::run_maxpool(d, g, lbuf, obuf, fin, fout);
     } else {

@@ -12,7 +12,7 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
                 left = static_cast<int32_t>(d.pad_left);
   Tiles tl;
   for (uint32_t n = 0; n < d.batch; ++n) {
-    int32_t next_row = 0;
+    Rows next_row{0, 0};
     tl.start(g, npix);
     for (; tl.pix0 < npix; tl.advance(g, d.out_w)) {
       fetch_rows(lbuf, d, g, fin, n * img_in, next_row, tl.oy[tl.np - 1] * stride - top + static_cast<int32_t>(k) - 1);
@@ -33,7 +33,8 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
 #pragma HLS UNROLL
             const uint32_t c = (cv << LOG_G) + l;
             // Padded positions never win: they read as the smallest value, like an absent one.
-            const int32_t v = c < d.in_c && inside(d, y, x) ? lb_at(lbuf, d, g, y, x, c) : INT32_MIN;
+            const int32_t v =
+                c < d.in_c && inside(d, y, x) ? lb_at(lbuf, d, slot_add(tl.rs[p], di, g.ring), x, c) : INT32_MIN;
             const int32_t cur = kpos == 0 ? INT32_MIN : best[p][l];
             best[p][l] = v > cur ? v : cur;
             if (kpos == kk - 1 && c < d.in_c) obuf[p][c] = static_cast<uint8_t>(best[p][l] & 0xFF);
@@ -56,7 +57,7 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
 
 uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C], uint8_t* prm,
                  const uint8_t* params, const uint8_t* fin, uint8_t* fout) {
-  static int32_t gap_sum[(TPQ_MAX_C + TPQ_G - 1) / TPQ_G][TPQ_G];
+  static int32_t gap_sum[(2 * TPQ_MAX_C + TPQ_G - 1) / TPQ_G][TPQ_G];
 #pragma HLS ARRAY_PARTITION variable=gap_sum type=complete dim=2
   const uint32_t oeb = elem_bytes(d.out_type), cvecs = groups(d.in_c);
   const uint32_t xtiles = (d.in_w + P - 1) / P;  // a constant divisor: a multiply, at setup
@@ -69,7 +70,7 @@ uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf
     for (int l = 0; l < G; ++l) gap_sum[cv][l] = 0;
   }
   for (uint32_t n = 0; n < d.batch; ++n) {
-    int32_t next = 0;
+    Rows next{0, 0};
     for (uint32_t y = 0; y < d.in_h; ++y) {
       fetch_rows(lbuf, d, g, fin, n * img_in, next, static_cast<int32_t>(y));
       // (x tile, channel vector) flattened, channel vector fastest. gap_sum[cv] is
@@ -89,7 +90,7 @@ uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf
           for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
             const uint32_t x = x0 + p;
-            s += x < d.in_w && c < d.in_c ? lb_at(lbuf, d, g, static_cast<int32_t>(y), static_cast<int32_t>(x), c) : 0;
+            s += x < d.in_w && c < d.in_c ? lb_at(lbuf, d, 0, static_cast<int32_t>(x), c) : 0;  // ring of 1
           }
           gap_sum[cv][l] += s;
         }
