@@ -245,17 +245,21 @@ def _gap(tally: _Tally, r: dict, board: Board) -> None:
 
 def _dwconv(tally: _Tally, r: dict, board: Board) -> None:
     """Depthwise: the whole stream loaded and checked once; then per image and output pixel,
-    one loop of every G-channel block's (plane, tap) words followed by its channels' requant,
-    and one store burst of the pixel's channels. Nothing overlaps."""
+    one loop in which block b's T*k*k (plane, tap) words run beside block b-1's requant (one
+    channel per iteration), a block waiting for the requant of the one before it; then the
+    last block's requant and one store burst of the pixel's channels."""
     n, c, k, t = r["batch"], r["in_c"], r["kernel"], r["trits"]
     npix, oeb = r["out_h"] * r["out_w"], _bytes(r["out_type"])
-    words = -(-c // board.g) * t * k * k  # blocks x planes x taps
+    mac = t * k * k  # one block's words: planes x taps
+    chans = np.minimum(board.g, c - np.arange(0, c, board.g))  # channels of each block
+    trips = mac + int(np.maximum(mac, chans[:-1]).sum()) + int(chans[-1])
+    words = chans.size * mac
     stream = words * (board.g // 4)
     tally.burst("w_load", 0, stream)
     tally.add("w_check", words)
     tally.burst("p_load", stream + -stream % STREAM_ALIGN, 8 * c)
     _fetch_rows(tally, r, n)
-    tally.add("dw", np.full(npix, words + c), times=n)
+    tally.add("dw", np.full(npix, trips), times=n)
     pixels = np.arange(n * npix, dtype=np.int64)
     tally.burst("store", pixels * c * oeb, np.full(pixels.size, c * oeb))
 

@@ -4,11 +4,12 @@
 // consecutive channels, lane l in bank l) feeds one depthwise unit of G lanes, each with its own
 // running sum. Per G-channel block the unit runs the block's T x k x k weight words, plane
 // MSB first and taps in raster order inside a plane, so Horner needs one register per lane:
-// the first tap of a plane makes dsum = 3*dsum + v (x3 as two adds), the others dsum + v. Then
-// the block's channels are requantized one per iteration by requant unit 0, reading dsum
-// through a G-to-1 mux. Both phases are iterations of one pipelined loop per pixel (L_DW):
-// sum over blocks of (T*k*k + channels in the block) iterations. No group is skipped: a pruned
-// channel's weights are zero and cost the same.
+// the first tap of a plane makes dsum = 3*dsum + v (x3 as two adds), the others dsum + v. A
+// finished block's sums are copied to dhold and requantized one channel per iteration by
+// requant unit 0 (a G-to-1 mux reads dhold) while the next block accumulates: one pipelined
+// loop per pixel (L_DW) of T*k*k + sum over later blocks of max(T*k*k, channels of the block
+// before) + channels of the last block iterations. No group is skipped: a pruned channel's
+// weights are zero and cost the same.
 //
 // Weight stream: for each block b < ceil(C/G), for each plane t = T-1 .. 0, for each tap (i, j):
 // one lane word, lane l = trit of channel b*G + l (zero past C). No headers; the whole stream is
@@ -49,11 +50,12 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
 
   int32_t dsum[TPQ_G];  // the depthwise unit's running sums (registers)
 #pragma HLS ARRAY_PARTITION variable=dsum type=complete dim=1
+  int32_t dhold[TPQ_G];  // a finished block's sums, requantized while the next block runs
+#pragma HLS ARRAY_PARTITION variable=dhold type=complete dim=1
   const uint32_t oeb = elem_bytes(d.out_type), npix = d.out_h * d.out_w;
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * c_all;  // inputs are 8-bit
   const uint64_t row_out = static_cast<uint64_t>(c_all) * oeb;
   const int32_t stride = static_cast<int32_t>(d.stride);
-  const uint32_t trips = words + c_all;  // every block's MAC words, then its channels
   for (uint32_t n = 0; n < d.batch; ++n) {
     Rows next_row{0, 0};
     int32_t y0 = -static_cast<int32_t>(d.pad_top);  // window origin of pixel (oy, ox): carried
@@ -62,21 +64,29 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
     int32_t x0 = -static_cast<int32_t>(d.pad_left);
     for (uint32_t pix = 0; pix < npix; ++pix) {
       fetch_rows(lbuf, d, g, fin, n * img_in, next_row, y0 + static_cast<int32_t>(k) - 1);
-      // (block, plane, tap) MAC words, then the block's channels: carried counters only.
-      bool mac = true;
-      uint32_t blk = 0, t = t_top, di = 0, dj = 0, w = 0, l = 0;
-      uint32_t nvalid = c_all < static_cast<uint32_t>(G) ? c_all : G;
-      TPQ_ENTER(L_DW, trips);
-      for (uint32_t it = 0; it < trips; ++it) {
+      // Two stages in one loop, carried counters only: the MAC of block mb's (plane, tap) words
+      // into dsum, and the requant of the block before it, one channel per iteration, from
+      // dhold. A finished block waits in dsum (full) until the requant has emptied dhold.
+      bool full = false, busy = true;
+      uint32_t mb = 0, t = t_top, di = 0, dj = 0, w = 0, rq_left = 0, rq_c = 0;
+      TPQ_ENTER(L_DW, 1u);
+      while (busy) {
 #pragma HLS PIPELINE II=1
         TPQ_TICK(L_DW);
-        if (mac) {
+        if (rq_left > 0) {
+          const int32_t v = requant(dhold[rq_c & (G - 1)], le32(prm + 8 * rq_c), le32(prm + 8 * rq_c + 4), 0, d);
+          obuf[0][rq_c * oeb] = static_cast<uint8_t>(v & 0xFF);
+          if (oeb == 2) obuf[0][rq_c * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
+          ++rq_c;
+          --rq_left;
+        }
+        if (!full && mb < nb) {
           const uint8_t* word = wbuf + w * LANE_BYTES;
           const int32_t y = y0 + static_cast<int32_t>(di), x = x0 + static_cast<int32_t>(dj);
           const bool first_tap = di == 0 && dj == 0;
           for (int ln = 0; ln < G; ++ln) {
 #pragma HLS UNROLL
-            const uint32_t c = (blk << LOG_G) + ln;
+            const uint32_t c = (mb << LOG_G) + ln;
             const int32_t xv = c < c_all && inside(d, y, x) ? lb_at(lbuf, d, slot_add(s0, di, g.ring), x, c) : 0;
             const int code = trit_code(word, ln);
             const int32_t v = code == 1 ? xv : code == 3 ? -xv : 0;
@@ -88,27 +98,23 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
             dj = 0;
             if (++di == k) {
               di = 0;
-              if (t == 0) {
-                mac = false;  // the block's sums are final: requantize them
-                l = 0;
-              } else {
-                --t;
-              }
+              full = t == 0;  // after plane 0 the block's sums are final
+              t = t == 0 ? t_top : t - 1;
             }
           }
-        } else {
-          const uint32_t c = (blk << LOG_G) + l;
-          const int32_t v = requant(dsum[l], le32(prm + 8 * c), le32(prm + 8 * c + 4), 0, d);
-          obuf[0][c * oeb] = static_cast<uint8_t>(v & 0xFF);
-          if (oeb == 2) obuf[0][c * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
-          if (++l == nvalid) {
-            mac = true;
-            ++blk;
-            t = t_top;
-            const uint32_t left = c_all - (blk << LOG_G);
-            nvalid = left < static_cast<uint32_t>(G) ? left : G;
-          }
         }
+        if (full && rq_left == 0) {  // hand the finished block to the requant stage
+          for (int ln = 0; ln < G; ++ln) {
+#pragma HLS UNROLL
+            dhold[ln] = dsum[ln];
+          }
+          const uint32_t left = c_all - (mb << LOG_G);
+          rq_c = mb << LOG_G;
+          rq_left = left < static_cast<uint32_t>(G) ? left : G;
+          full = false;
+          ++mb;
+        }
+        busy = mb < nb || full || rq_left > 0;
       }
       store_rows(fout, (static_cast<uint64_t>(n) * npix + pix) * row_out, row_out, 1, static_cast<uint32_t>(row_out),
                  obuf);
