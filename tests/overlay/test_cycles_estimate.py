@@ -40,7 +40,7 @@ def test_linear_layer_cycles_by_hand(small_board):
         "p_load": (6, 1),  # 3 x 8 bytes of params at byte 64
         "acc_clear": (3, 1),
         "row_load": (2, 1),  # one row of 8 input bytes
-        "mac": (8, 1),  # one pixel tile: the same 8 words (5 of them header bubbles)
+        "mac": (12, 1),  # one pixel tile: the same 8 words (5 header bubbles), 4 PE gathers
         "requant": (3, 1),
         "store": (1, 1),  # 3 output bytes
     }
@@ -50,11 +50,11 @@ def test_linear_layer_cycles_by_hand(small_board):
     assert cyc.total == sum(i + e * depth.get(k, 66) for k, (i, e) in want.items())
     set_batch(packed, 8)  # 8 images become a 1 x 8 map: 2 pixel tiles of P = 4
     cyc = layer_cycles(packed, small_board)
-    assert cyc.loops["mac"] == (16, 2) and cyc.loops["store"] == (6, 2)
+    assert cyc.loops["mac"] == (24, 2) and cyc.loops["store"] == (6, 2)
     assert cyc.loops["row_load"] == (16, 1)  # one row of 64 bytes
-    # step 1 runs tile 1's MAC (8 + 9) beside tile 0's drain (requant 3 + 8, store 3 + 4): the
+    # step 1 runs tile 1's MAC (12 + 9) beside tile 0's drain (requant 3 + 8, store 3 + 4): the
     # faster stage is hidden
-    assert cyc.hidden == 8 + 9
+    assert cyc.hidden == 3 + 8 + 3 + 4
 
 
 def test_pruned_groups_cost_no_cycles(small_board):
@@ -62,9 +62,10 @@ def test_pruned_groups_cost_no_cycles(small_board):
     dense = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
     w[:, 8:] = 0  # every filter keeps 1 of 4 groups
     pruned = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
-    # per kept group: a header of 4 + 2 x 4 bytes (6 words) and 1 word x 4 filters x 1 trit
-    assert dense.loops["mac"] == (4 * (6 + 4), 1)
-    assert pruned.loops["mac"] == (1 * (6 + 4), 1)
+    # per kept group: a header of 4 + 2 x 4 bytes (6 words), 1 word x 4 filters x 1 trit, and
+    # the gather of its one position's inputs for the P = 4 PEs
+    assert dense.loops["mac"] == (4 * (6 + 4 + 4), 1)
+    assert pruned.loops["mac"] == (1 * (6 + 4 + 4), 1)
     assert pruned.dense_compute == dense.compute
 
 

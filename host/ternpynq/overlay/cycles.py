@@ -181,21 +181,28 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
         used = n_keep > 0
         group_words = -(-(4 + 2 * n_keep[used]) // lane) + words_q[used] * n_keep[used] * t
         dense_words = -(-(4 + 2 * (o1 - o0)) // lane) + words_q * (o1 - o0) * t
-        tiles.append((o0, o1 - o0, head_words + int(group_words.sum()), int(dense_words.sum())))
-    stream = sum(words for _, _, words, _ in tiles) * lane
+        # every (kept group, lane word) position first gathers the P PEs' inputs, one a cycle
+        gather = board.P * int(words_q[used].sum())
+        dense_gather = board.P * int(words_q.sum())
+        tiles.append(
+            (o0, o1 - o0, head_words + int(group_words.sum()), int(dense_words.sum()), gather,
+             dense_gather)
+        )  # fmt: skip
+    stream = sum(tile[2] for tile in tiles) * lane
     stream += -stream % STREAM_ALIGN
     wpos = mac = dense = 0
     depth = loop_depths(board)
-    for o0, nf, words, dense_words in tiles:
+    for o0, nf, words, dense_words, gather, dense_gather in tiles:
         tally.burst("w_head", wpos, TILE_HEAD)
         tally.burst("w_load", wpos, words * lane)
         tally.add("w_check", words - head_words)
         tally.burst("p_load", stream + 8 * o0, 8 * nf)
         tally.add("acc_clear", nf)
         wpos += words * lane
-        mac += (n * pix0.size + 1) * (words - head_words)  # + 1: the tile's W_CHECK pass
-        dense += (n * pix0.size + 1) * dense_words
-        tally.add("mac", np.full(pix0.size, words - head_words), times=n)
+        mac += (n * pix0.size + 1) * (words - head_words) + n * pix0.size * gather  # + 1: W_CHECK
+        dense += (n * pix0.size + 1) * dense_words + n * pix0.size * dense_gather
+        mac_iters = words - head_words + gather
+        tally.add("mac", np.full(pix0.size, mac_iters), times=n)
         tally.add("requant", np.full(pix0.size, nf), times=n)
         # drain of each (image, tile): residual burst(s), requant sweep, output burst(s)
         drain = np.full((n, pix0.size), nf + depth["requant"], np.int64)
@@ -209,7 +216,7 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
         # and costs the slowest; tile 0's rows come before the first step.
         steps = pix0.size + 1
         stage = np.zeros((3, n, steps), np.int64)
-        stage[0, :, :-1] = words - head_words + (depth["mac"] if words > head_words else 0)
+        stage[0, :, :-1] = mac_iters + (depth["mac"] if words > head_words else 0)
         stage[1, :, 1:] = drain
         stage[2, :, : steps - 2] = fetch[:, 1:]
         tally.hidden += int((stage.sum(axis=0) - stage.max(axis=0)).sum())

@@ -148,9 +148,13 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
   return OK;
 }
 
-// The MAC over one pixel tile: one lane word of the tile per iteration, II = 1, into one bank.
-// acc[o][p] is read-modify-written on the last plane of each (filter, word); the next write of
-// the same filter comes at least one iteration later (nk = T = 1), so the RMW is a 2-stage
+// The MAC over one pixel tile, II = 1, into one bank. An iteration either gathers one PE's input
+// word or consumes one lane word of the tile. When the next lane word starts a new (group, tap)
+// position, P gather iterations load the P PEs' input words first, one per iteration: each
+// lane bank of the line buffer then serves one read per cycle (its other port is the row
+// fetch's write), and the P-way choice is a write enable on x. acc[o][p] is
+// read-modify-written on the last plane of each (filter, word); the next write of the same
+// filter comes at least one iteration later (nk = T = 1), so the RMW is a 2-stage
 // read/add-write with a forwarding register for distance 1 (HLS: DEPENDENCE inter false on acc
 // plus that bypass). Horner's part[p] is a register: one shift-add per cycle.
 static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
@@ -159,49 +163,60 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
                 left = static_cast<int32_t>(d.pad_left);
   const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
-  int32_t x[TPQ_P][TPQ_G];
+  int16_t x[TPQ_P][TPQ_G];  // 9-bit input codes
 #pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
   int32_t part[TPQ_P] = {};
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
-  uint32_t xq = ~0u, xv = ~0u;  // the word x holds (C-simulation skips re-reading it)
+  uint32_t xq = ~0u, xv = ~0u;  // the position x holds, or is being gathered for
+  uint32_t gp = P, gdi = 0, gdj = 0, gvalid = 0;  // gp < P: gathering PE gp's word
   Walk s;
   s.start(wbuf, d, words * LANE_BYTES);
+  uint32_t w = head_words;
   TPQ_ENTER(L_MAC, words - head_words);
-  for (uint32_t w = head_words; w < words; ++w) {
+  while (w < words || gp < static_cast<uint32_t>(P)) {
 #pragma HLS PIPELINE II=1
 #pragma HLS DEPENDENCE variable=acc type=inter false
     TPQ_TICK(L_MAC);
-    const uint32_t pos = w * LANE_BYTES;
-    const WordOp op = s.step(pos);
-    if (op.body) {
-      if (op.q != xq || op.v != xv) {
-        const bool narrow = group_channels(d.in_c, op.q) < static_cast<uint32_t>(G);
+    if (gp < static_cast<uint32_t>(P)) {
+      const bool narrow = group_channels(d.in_c, xq) < static_cast<uint32_t>(G);
+      const int32_t oy = tl.oy[gp], ox = tl.ox[gp];
+      const uint32_t rs = tl.rs[gp];
+      for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+        const uint32_t di = narrow ? lm_di[xv][l] : gdi, dj = narrow ? lm_dj[xv][l] : gdj;
+        const uint32_t c = (xq << LOG_G) + (narrow ? lm_c[xv][l] : l);
+        const int32_t y = oy * stride - top + static_cast<int32_t>(di);
+        const int32_t xx = ox * stride - left + static_cast<int32_t>(dj);
+        const bool use = static_cast<uint32_t>(l) < gvalid && c < d.in_c && inside(d, y, xx);
+        x[gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, di, g.ring), xx, c) : 0);
+      }
+      ++gp;
+    } else {
+      const uint32_t pos = w * LANE_BYTES;
+      const WordOp op = s.step(pos);
+      ++w;
+      if (op.body) {
+        const uint8_t* word = wbuf + pos;
         for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
+          int32_t sum = 0;
           for (int l = 0; l < G; ++l) {
 #pragma HLS UNROLL
-            const uint32_t di = narrow ? lm_di[op.v][l] : op.di, dj = narrow ? lm_dj[op.v][l] : op.dj;
-            const uint32_t c = (op.q << LOG_G) + (narrow ? lm_c[op.v][l] : l);
-            const int32_t y = tl.oy[p] * stride - top + static_cast<int32_t>(di);
-            const int32_t xx = tl.ox[p] * stride - left + static_cast<int32_t>(dj);
-            const bool use = static_cast<uint32_t>(l) < op.valid && c < d.in_c && inside(d, y, xx);
-            x[p][l] = use ? lb_at(lbuf, d, slot_add(tl.rs[p], di, g.ring), xx, c) : 0;
+            const int code = trit_code(word, l);
+            sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
           }
+          part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
+          if (op.last) acc[op.o][p] += part[p];
         }
-        xq = op.q;
-        xv = op.v;
       }
-      const uint8_t* word = wbuf + pos;
-      for (int p = 0; p < P; ++p) {
-#pragma HLS UNROLL
-        int32_t sum = 0;
-        for (int l = 0; l < G; ++l) {
-#pragma HLS UNROLL
-          const int code = trit_code(word, l);
-          sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
-        }
-        part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
-        if (op.last) acc[op.o][p] += part[p];
+      // Does the next word start a new position? Then gather its inputs first.
+      if (s.hdr_left == 0 && s.body_left > 0 && (s.q != xq || s.v != xv)) {
+        xq = s.q;
+        xv = s.v;
+        gdi = s.di;
+        gdj = s.dj;
+        gvalid = s.left < static_cast<uint32_t>(G) ? s.left : G;
+        gp = 0;
       }
     }
   }
