@@ -170,7 +170,11 @@ def test_resized_boards_fit_their_parts(name):
 def test_committed_calibration_reproduces_with_yosys(name):
     board = load_board(name)
     committed = load_calibration(board)
-    fresh = calibrate(board, encodings=(committed["encoding"],))
+    assert "tpq_dw" in committed["per_array"], f"run make -C overlay BOARD={name} yosys"
+    fresh = calibrate(
+        board, encodings=(committed["encoding"],), dw_encodings=(committed["dw_encoding"],)
+    )
+    assert fresh["per_array"].keys() == committed["per_array"].keys()
     for group in ("per_pe", "per_array"):
         for module, cells in committed[group].items():
             for kind in ("lut", "ff", "dsp"):

@@ -105,24 +105,42 @@ def module_geometry(board: Board) -> dict:
     }
 
 
-def calibrate(board: Board, encodings: tuple[str, ...] = ENCODINGS) -> dict:
-    """Synthesize every module for ``board``; the PE uses the encoding with fewer LUTs."""
+def _fewest_luts(counts: dict[str, dict[str, int]]) -> str:
+    return min(counts, key=lambda enc: (counts[enc]["lut"], counts[enc]["ff"]))
+
+
+def calibrate(
+    board: Board,
+    encodings: tuple[str, ...] = ENCODINGS,
+    dw_encodings: tuple[str, ...] = ENCODINGS,
+) -> dict:
+    """Synthesize every module for ``board``; the PE and the depthwise unit each use the lane
+    encoding with fewer LUTs."""
     family = FAMILY[board.ps]
     pe = {enc: synthesize(modules(board, enc)["tpq_pe"], "tpq_pe", family) for enc in encodings}
-    best = min(pe, key=lambda enc: (pe[enc]["lut"], pe[enc]["ff"]))
-    mods = modules(board, best)
+    dw = {
+        enc: synthesize(modules(board, dw_encoding=enc)["tpq_dw"], "tpq_dw", family)
+        for enc in dw_encodings
+    }
+    best, dw_best = _fewest_luts(pe), _fewest_luts(dw)
+    mods = modules(board, best, dw_best)
     return {
         "board": board.name,
         "yosys": yosys_version(),
         "geometry": module_geometry(board),
         "encoding": best,
+        "dw_encoding": dw_best,
         "per_pe": {
             "tpq_pe": pe[best],
             "tpq_sel": synthesize(mods["tpq_sel"], "tpq_sel", family),
             "tpq_rq": synthesize(mods["tpq_rq"], "tpq_rq", family),
         },
-        "per_array": {"tpq_wdec": synthesize(mods["tpq_wdec"], "tpq_wdec", family)},
+        "per_array": {
+            "tpq_wdec": synthesize(mods["tpq_wdec"], "tpq_wdec", family),
+            "tpq_dw": dw[dw_best],
+        },
         "encodings": pe,
+        "dw_encodings": dw,
         "command": f"make -C overlay BOARD={board.name} yosys",
     }
 

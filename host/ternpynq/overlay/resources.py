@@ -3,8 +3,9 @@
 Three parts (docs/overlay-resources.md), each kept apart in ``breakdown``:
 
 - **PE array (measured by yosys):** the committed ``overlay/calibration/<board>.json``
-  (``calibrate``) gives one PE's datapath and input select, and the shared weight decode, as
-  synthesized by ``synth_xilinx`` for the board's family; multiplied by P.
+  (``calibrate``) gives one PE's datapath and input select, and the array-wide modules, as
+  synthesized by ``synth_xilinx`` for the board's family; multiplied by P (the shared weight
+  decode and the one depthwise unit, ``per_array``, by 1).
 - **Memories (from the sources):** every array ``hls_arrays`` reads from the HLS sources, with
   its element width, depth and partitioning, mapped to registers, LUTRAM, BRAM or UltraRAM by
   the rules below.
