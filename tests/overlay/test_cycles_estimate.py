@@ -12,6 +12,8 @@ from ternpynq.bundle.io import save
 from ternpynq.bundle.schema import Layer, Op, Requant
 from ternpynq.cli import main
 from ternpynq.overlay.boards import load_board
+from ternpynq.overlay.csim_build import load_kernel
+from ternpynq.overlay.csim_vectors import make_case
 from ternpynq.overlay.cycles import layer_cycles
 from ternpynq.overlay.estimate import estimate, synthetic_model
 from ternpynq.overlay.stream import ELEM_U8, pack_layer, set_batch
@@ -40,7 +42,9 @@ def test_linear_layer_cycles_by_hand(small_board):
         "p_load": (6, 1),  # 3 x 8 bytes of params at byte 64
         "acc_clear": (3, 1),
         "row_load": (2, 1),  # one row of 8 input bytes
-        "mac": (12, 1),  # one pixel tile: the same 8 words (5 header bubbles), 4 PE gathers
+        # one pixel tile: the same 8 words (5 of them header bubbles); the P = 4 PEs' inputs are
+        # gathered beside the group header's 5 words, so the lane words never wait
+        "mac": (8, 1),
         "requant": (3, 1),
         "store": (1, 1),  # 3 output bytes
     }
@@ -50,11 +54,11 @@ def test_linear_layer_cycles_by_hand(small_board):
     assert cyc.total == sum(i + e * depth.get(k, 66) for k, (i, e) in want.items())
     set_batch(packed, 8)  # 8 images become a 1 x 8 map: 2 pixel tiles of P = 4
     cyc = layer_cycles(packed, small_board)
-    assert cyc.loops["mac"] == (24, 2) and cyc.loops["store"] == (6, 2)
+    assert cyc.loops["mac"] == (16, 2) and cyc.loops["store"] == (6, 2)
     assert cyc.loops["row_load"] == (16, 1)  # one row of 64 bytes
-    # step 1 runs tile 1's MAC (12 + 9) beside tile 0's drain (requant 3 + 8, store 3 + 4): the
+    # step 1 runs tile 1's MAC (8 + 9) beside tile 0's drain (requant 3 + 8, store 3 + 4): the
     # faster stage is hidden
-    assert cyc.hidden == 3 + 8 + 3 + 4
+    assert cyc.hidden == 8 + 9
 
 
 def test_pruned_groups_cost_no_cycles(small_board):
@@ -62,11 +66,34 @@ def test_pruned_groups_cost_no_cycles(small_board):
     dense = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
     w[:, 8:] = 0  # every filter keeps 1 of 4 groups
     pruned = layer_cycles(pack_layer(_linear(w), 8, ELEM_U8), small_board)
-    # per kept group: a header of 4 + 2 x 4 bytes (6 words), 1 word x 4 filters x 1 trit, and
-    # the gather of its one position's inputs for the P = 4 PEs
-    assert dense.loops["mac"] == (4 * (6 + 4 + 4), 1)
-    assert pruned.loops["mac"] == (1 * (6 + 4 + 4), 1)
+    # per kept group: a header of 4 + 2 x 4 bytes (6 words) and 1 word x 4 filters x 1 trit;
+    # the gather of each position (4 PE words) hides behind the 6 header words
+    assert dense.loops["mac"] == (4 * (6 + 4), 1)
+    assert pruned.loops["mac"] == (1 * (6 + 4), 1)
     assert pruned.dense_compute == dense.compute
+
+
+def test_positions_shorter_than_the_gather_wait_for_it(small_board):
+    """A 3x3 conv, 8 channels (one group), 1 filter, T = 1, on the P = 4 small board: each of the
+    9 positions has 1 lane word, so position i + 1 waits for its 4 PE words: 4 - 1 = 3
+    iterations after each of the first 8 positions, and 4 - 3 (the group header's words) = 1
+    before the first; the kernel counts the same."""
+    from harness import run_csim
+
+    from ternpynq.bundle.validate import output_shape
+
+    rq = Requant(np.ones(1, np.int32), np.zeros(1, np.int32), 0, 0, 255)
+    layer = Layer("c", Op.CONV, "x", (8, 4, 4), (), 1.0, kernel=3, stride=1, padding=1)
+    layer.weight, layer.requant, layer.trits = np.ones((1, 8, 3, 3), np.int16), rq, 1
+    layer.out_shape = output_shape(layer)
+    cyc = layer_cycles(pack_layer(layer, 8, ELEM_U8), small_board)
+    tiles = 16 // 4
+    assert cyc.loops["mac"] == (tiles * (3 + 9 + 1 + 8 * 3), tiles)
+    x = np.arange(128, dtype=np.int64).reshape(1, 8, 4, 4) % 7
+    case = make_case(layer, x, None, {"x": ELEM_U8}, small_board)
+    status, cycles, _ = run_csim(case, small_board)
+    assert status == 0 and cycles == cyc.total
+    assert load_kernel(small_board).loops()["mac"] == cyc.loops["mac"]
 
 
 @pytest.fixture(scope="module")

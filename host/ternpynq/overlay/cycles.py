@@ -163,6 +163,24 @@ def _tile_rows(tally, label, n, npix, pix0, np_, cout, o0, nf, eb) -> np.ndarray
     return cycles
 
 
+def _gather_stalls(n_keep: np.ndarray, words_q: np.ndarray, t: int, lane: int, P: int) -> int:
+    """MAC iterations a pixel tile waits for its inputs. The gather of the P PEs' words of
+    position i + 1 (one a cycle) starts as position i's first lane word runs, and position i + 1
+    starts once it is done: it waits P - m_i - h_(i+1) iterations when that is positive (m: the
+    position's n_keep x T lane words; h: the group header's words before a group's first
+    position). The first position's gather starts with the loop, beside its header words."""
+    per_group, n_keep = np.asarray(words_q, np.int64), np.asarray(n_keep, np.int64)
+    if per_group.size == 0:
+        return 0
+    m = np.repeat(n_keep * t, per_group)  # lane words of each position
+    h = np.zeros(m.size, np.int64)
+    first = np.concatenate([[0], np.cumsum(per_group)[:-1]])  # each group's first position
+    h[first] = -(-(4 + 2 * n_keep) // lane)
+    wait = np.maximum(0, P - h)
+    wait[1:] = np.maximum(0, P - m[:-1] - h[1:])
+    return int(wait.sum())
+
+
 def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
     """Conv loops; returns the MAC and W_CHECK iterations with and without group skipping."""
     r, g = packed.regs, board.g
@@ -181,9 +199,8 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
         used = n_keep > 0
         group_words = -(-(4 + 2 * n_keep[used]) // lane) + words_q[used] * n_keep[used] * t
         dense_words = -(-(4 + 2 * (o1 - o0)) // lane) + words_q * (o1 - o0) * t
-        # every (kept group, lane word) position first gathers the P PEs' inputs, one a cycle
-        gather = board.P * int(words_q[used].sum())
-        dense_gather = board.P * int(words_q.sum())
+        gather = _gather_stalls(n_keep[used], words_q[used], t, lane, board.P)
+        dense_gather = _gather_stalls(np.full(words_q.size, o1 - o0), words_q, t, lane, board.P)
         tiles.append(
             (o0, o1 - o0, head_words + int(group_words.sum()), int(dense_words.sum()), gather,
              dense_gather)

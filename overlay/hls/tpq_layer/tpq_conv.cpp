@@ -148,50 +148,71 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
   return OK;
 }
 
-// The MAC over one pixel tile, II = 1, into one bank. An iteration either gathers one PE's input
-// word or consumes one lane word of the tile. When the next lane word starts a new (group, tap)
-// position, P gather iterations load the P PEs' input words first, one per iteration: each
-// lane bank of the line buffer then serves one read per cycle (its other port is the row
-// fetch's write), and the P-way choice is a write enable on x. acc[o][p] is
-// read-modify-written on the last plane of each (filter, word); the next write of the same
-// filter comes at least one iteration later (nk = T = 1), so the RMW is a 2-stage
-// read/add-write with a forwarding register for distance 1 (HLS: DEPENDENCE inter false on acc
-// plus that bypass). Horner's part[p] is a register: one shift-add per cycle.
+// The next (group, lane word) position of a tile whose inputs the gather fetches: its group q,
+// word v, tap (di, dj) of a full group, the group elements left from word v on, and whether it
+// exists. Advanced by carries: the word after v of the same group, or word 0 of the next kept
+// group, whose header index the caller reads from the weight buffer.
+struct Target {
+  uint32_t q, v, di, dj, left;
+  bool live;
+};
+
+// The MAC over one pixel tile, II = 1, into one bank, with the P PEs' inputs in two register
+// banks: while the lane words of one (group, tap) position run on x[xb], the gather fills
+// x[xb ^ 1] for the next position, one PE's word per iteration, so each lane bank of the line
+// buffer serves one read a cycle (its other port is the row fetch's write) and the P-way choice
+// is a write enable. A position whose inputs are not all gathered yet waits (gather-only
+// iterations): positions of fewer than P lane words cost P. acc[o][p] is read-modify-written on
+// the last plane of each (filter, word); the next write of the same filter comes at least one
+// iteration later (nk = T = 1), so the RMW is a 2-stage read/add-write with a forwarding
+// register for distance 1 (HLS: DEPENDENCE inter false on acc plus that bypass). Horner's
+// part[p] is a register: one shift-add per cycle.
 static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
                      const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
                      int32_t (*acc)[P]) {
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
                 left = static_cast<int32_t>(d.pad_left);
-  const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES;
-  int16_t x[TPQ_P][TPQ_G];  // 9-bit input codes
+  const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES, kk = d.kernel * d.kernel;
+  int16_t x[2][TPQ_P][TPQ_G];  // 9-bit input codes, two banks
 #pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
   int32_t part[TPQ_P] = {};
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
-  uint32_t xq = ~0u, xv = ~0u;  // the position x holds, or is being gathered for
-  uint32_t gp = P, gdi = 0, gdj = 0, gvalid = 0;  // gp < P: gathering PE gp's word
   Walk s;
   s.start(wbuf, d, words * LANE_BYTES);
+  // the first position: word 0 of the first kept group, whose header follows the tile's
+  Target tg{0, 0, 0, 0, 0, words > head_words};
+  if (tg.live) {
+    tg.q = le16(wbuf + head_words * LANE_BYTES);
+    tg.left = group_channels(d.in_c, tg.q) * kk;
+  }
+  uint32_t cq = ~0u, cv = ~0u, xb = 1, gp = 0;  // position on x[xb]; PE gp is gathered next
   uint32_t w = head_words;
   TPQ_ENTER(L_MAC, words - head_words);
-  while (w < words || gp < static_cast<uint32_t>(P)) {
+  while (w < words) {
 #pragma HLS PIPELINE II=1
 #pragma HLS DEPENDENCE variable=acc type=inter false
     TPQ_TICK(L_MAC);
-    if (gp < static_cast<uint32_t>(P)) {
-      const bool narrow = group_channels(d.in_c, xq) < static_cast<uint32_t>(G);
-      const int32_t oy = tl.oy[gp], ox = tl.ox[gp];
-      const uint32_t rs = tl.rs[gp];
-      for (int l = 0; l < G; ++l) {
-#pragma HLS UNROLL
-        const uint32_t di = narrow ? lm_di[xv][l] : gdi, dj = narrow ? lm_dj[xv][l] : gdj;
-        const uint32_t c = (xq << LOG_G) + (narrow ? lm_c[xv][l] : l);
-        const int32_t y = oy * stride - top + static_cast<int32_t>(di);
-        const int32_t xx = ox * stride - left + static_cast<int32_t>(dj);
-        const bool use = static_cast<uint32_t>(l) < gvalid && c < d.in_c && inside(d, y, xx);
-        x[gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, di, g.ring), xx, c) : 0);
+    const bool starts = s.hdr_left == 0 && s.body_left > 0 && (s.q != cq || s.v != cv);  // next word
+    if (!starts || gp == static_cast<uint32_t>(P)) {
+      if (starts) {  // its inputs are gathered: switch banks and aim the gather at the position after
+        xb ^= 1;
+        cq = tg.q;
+        cv = tg.v;
+        gp = 0;
+        if (tg.left > static_cast<uint32_t>(G)) {  // the next word of the same group
+          tg.left -= G;
+          ++tg.v;
+          if (++tg.dj == d.kernel) {
+            tg.dj = 0;
+            ++tg.di;
+          }
+        } else {  // word 0 of the next kept group: its header follows this group's body
+          tg.live = s.seen < s.ng;
+          tg.q = tg.live ? le16(wbuf + (w + s.body_left) * LANE_BYTES) : 0;
+          tg.v = tg.di = tg.dj = 0;
+          tg.left = group_channels(d.in_c, tg.q) * kk;
+        }
       }
-      ++gp;
-    } else {
       const uint32_t pos = w * LANE_BYTES;
       const WordOp op = s.step(pos);
       ++w;
@@ -203,21 +224,27 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
           for (int l = 0; l < G; ++l) {
 #pragma HLS UNROLL
             const int code = trit_code(word, l);
-            sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
+            sum += code == 1 ? x[xb][p][l] : code == 3 ? -x[xb][p][l] : 0;
           }
           part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
           if (op.last) acc[op.o][p] += part[p];
         }
       }
-      // Does the next word start a new position? Then gather its inputs first.
-      if (s.hdr_left == 0 && s.body_left > 0 && (s.q != xq || s.v != xv)) {
-        xq = s.q;
-        xv = s.v;
-        gdi = s.di;
-        gdj = s.dj;
-        gvalid = s.left < static_cast<uint32_t>(G) ? s.left : G;
-        gp = 0;
+    }
+    if (tg.live && gp < static_cast<uint32_t>(P)) {  // gather PE gp's word of the target position
+      const bool narrow = group_channels(d.in_c, tg.q) < static_cast<uint32_t>(G);
+      const int32_t oy = tl.oy[gp], ox = tl.ox[gp];
+      const uint32_t rs = tl.rs[gp], valid = tg.left < static_cast<uint32_t>(G) ? tg.left : G;
+      for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+        const uint32_t di = narrow ? lm_di[tg.v][l] : tg.di, dj = narrow ? lm_dj[tg.v][l] : tg.dj;
+        const uint32_t c = (tg.q << LOG_G) + (narrow ? lm_c[tg.v][l] : l);
+        const int32_t y = oy * stride - top + static_cast<int32_t>(di);
+        const int32_t xx = ox * stride - left + static_cast<int32_t>(dj);
+        const bool use = static_cast<uint32_t>(l) < valid && c < d.in_c && inside(d, y, xx);
+        x[xb ^ 1][gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, di, g.ring), xx, c) : 0);
       }
+      ++gp;
     }
   }
 }
