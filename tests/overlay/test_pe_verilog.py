@@ -149,13 +149,37 @@ def test_select_picks_the_addressed_bank_or_zero_for_padding(tmp_path, ways):
     ]
     ports = f"""  wire [{8 * g - 1}:0] x;
   tpq_sel dut(.clk(clk), .ce(1'b1), .pad(v[{width - 1}]), .sel(v[{width - 2}:{8 * g * ways}]),
-    .banks(v[{8 * g * ways - 1}:0]), .x(x));"""
+    .load(1'b0), .shift(1'b0), .banks(v[{8 * g * ways - 1}:0]), .x(x));"""
     got = _simulate(tmp_path, select_module(g, ways), _tb(ports, width, n, "x"), rows, width)
     mask = (1 << (8 * g)) - 1
     want = [
         0 if p else (b >> (8 * g * int(s))) & mask for p, s, b in zip(pad, sel, banks, strict=True)
     ]
     assert got == want
+
+
+@needs_iverilog
+def test_two_input_registers_load_the_next_word_and_shift_it_in(tmp_path):
+    """The gather's two registers: ``load`` writes the word into the next-position register,
+    ``shift`` moves that register into ``x`` (both from the values before the edge)."""
+    g, n = 4, 40
+    rng = np.random.default_rng(7)
+    words = [int.from_bytes(rng.bytes(g), "little") for _ in range(n)]
+    load, shift = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    load[0], shift[:2] = 1, (0, 1)  # x holds a loaded word from the second cycle on
+    width = 2 + 8 * g
+    rows = [(int(sh) << (8 * g + 1)) | (int(ld) << (8 * g)) | wd
+            for wd, ld, sh in zip(words, load, shift, strict=True)]  # fmt: skip
+    ports = f"""  wire [{8 * g - 1}:0] x;
+  tpq_sel dut(.clk(clk), .ce(1'b1), .pad(1'b0), .sel(1'b0), .load(v[{8 * g}]),
+    .shift(v[{8 * g + 1}]), .banks(v[{8 * g - 1}:0]), .x(x));"""
+    got = _simulate(tmp_path, select_module(g, 1, 2), _tb(ports, width, n, "x"), rows, width)
+    xn = x = None
+    want = []
+    for wd, ld, sh in zip(words, load, shift, strict=True):
+        x, xn = (xn if sh else x), (wd if ld else xn)
+        want.append(x)
+    assert got[1:] == want[1:]
 
 
 @needs_iverilog
@@ -179,7 +203,8 @@ def test_boards_generate_every_module_with_their_geometry():
         assert mods["tpq_dw"] == dw_module(board.g, levels_per_stage(board) < 3)[0]
         assert mods["tpq_dw"].count(": r <= a") == board.g  # one mux input per lane
         assert "tpq_rq" not in mods["tpq_dw"]  # the unit reuses requant unit 0
-        assert mods["tpq_sel"].count(": x <= banks[") == select_ways(board)
+        assert mods["tpq_sel"].count(": word = banks[") == select_ways(board)
+        assert "if (ce & shift) x <= xn;" in mods["tpq_sel"]  # the gather's two registers
     with pytest.raises(ValueError, match="encoding"):
         pe_module(8, 2, "fancy")
     with pytest.raises(ValueError, match="encoding"):

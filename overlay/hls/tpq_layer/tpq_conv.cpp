@@ -157,11 +157,11 @@ struct Target {
   bool live;
 };
 
-// The MAC over one pixel tile, II = 1, into one bank, with the P PEs' inputs in two register
-// banks: while the lane words of one (group, tap) position run on x[xb], the gather fills
-// x[xb ^ 1] for the next position, one PE's word per iteration, so each lane bank of the line
-// buffer serves one read a cycle (its other port is the row fetch's write) and the P-way choice
-// is a write enable. A position whose inputs are not all gathered yet waits (gather-only
+// The MAC over one pixel tile, II = 1, into one bank, with the P PEs' inputs in two registers in
+// series: while the lane words of one (group, tap) position run on x, the gather fills xn for
+// the next position, one PE's word per iteration, so each lane bank of the line buffer serves
+// one read a cycle (its other port is the row fetch's write) and the P-way choice is a write
+// enable; when the next position starts, xn moves into x (no mux: each register has one source). A position whose inputs are not all gathered yet waits (gather-only
 // iterations): positions of fewer than P lane words cost P. acc[o][p] is read-modify-written on
 // the last plane of each (filter, word); the next write of the same filter comes at least one
 // iteration later (nk = T = 1), so the RMW is a 2-stage read/add-write with a forwarding
@@ -173,8 +173,10 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
                 left = static_cast<int32_t>(d.pad_left);
   const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES, kk = d.kernel * d.kernel;
-  int16_t x[2][TPQ_P][TPQ_G];  // 9-bit input codes, two banks
+  int16_t x[TPQ_P][TPQ_G];  // 9-bit input codes the lanes read
 #pragma HLS ARRAY_PARTITION variable=x type=complete dim=0
+  int16_t xn[TPQ_P][TPQ_G];  // the next position's, as the gather fills them
+#pragma HLS ARRAY_PARTITION variable=xn type=complete dim=0
   int32_t part[TPQ_P] = {};
 #pragma HLS ARRAY_PARTITION variable=part type=complete dim=1
   Walk s;
@@ -185,7 +187,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
     tg.q = le16(wbuf + head_words * LANE_BYTES);
     tg.left = group_channels(d.in_c, tg.q) * kk;
   }
-  uint32_t cq = ~0u, cv = ~0u, xb = 1, gp = 0;  // position on x[xb]; PE gp is gathered next
+  uint32_t cq = ~0u, cv = ~0u, gp = 0;  // the position x holds; PE gp is gathered next
   uint32_t w = head_words;
   TPQ_ENTER(L_MAC, words - head_words);
   while (w < words) {
@@ -194,8 +196,14 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
     TPQ_TICK(L_MAC);
     const bool starts = s.hdr_left == 0 && s.body_left > 0 && (s.q != cq || s.v != cv);  // next word
     if (!starts || gp == static_cast<uint32_t>(P)) {
-      if (starts) {  // its inputs are gathered: switch banks and aim the gather at the position after
-        xb ^= 1;
+      if (starts) {  // its inputs are gathered: move them in and aim the gather at the position after
+        for (int p = 0; p < P; ++p) {
+#pragma HLS UNROLL
+          for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+            x[p][l] = xn[p][l];
+          }
+        }
         cq = tg.q;
         cv = tg.v;
         gp = 0;
@@ -224,7 +232,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
           for (int l = 0; l < G; ++l) {
 #pragma HLS UNROLL
             const int code = trit_code(word, l);
-            sum += code == 1 ? x[xb][p][l] : code == 3 ? -x[xb][p][l] : 0;
+            sum += code == 1 ? x[p][l] : code == 3 ? -x[p][l] : 0;
           }
           part[p] = op.first ? sum : part[p] + part[p] + part[p] + sum;  // x3: shift + add
           if (op.last) acc[op.o][p] += part[p];
@@ -242,7 +250,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
         const int32_t y = oy * stride - top + static_cast<int32_t>(di);
         const int32_t xx = ox * stride - left + static_cast<int32_t>(dj);
         const bool use = static_cast<uint32_t>(l) < valid && c < d.in_c && inside(d, y, xx);
-        x[xb ^ 1][gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, di, g.ring), xx, c) : 0);
+        xn[gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, di, g.ring), xx, c) : 0);
       }
       ++gp;
     }
