@@ -157,7 +157,7 @@ def test_imagenet_stem_with_tf_same_padding_on_a_photo(name):
     import ternpynq
     from ternpynq.bundle import load
     from ternpynq.overlay.csim_vectors import make_case
-    from ternpynq.overlay.stream import fmap_types
+    from ternpynq.overlay.fmap import fmap_types
     from ternpynq.runtime.preprocess import preprocess
 
     bundle, board = load(ternpynq.IMAGENET_MODEL), load_board(name)
@@ -178,7 +178,7 @@ def test_per_side_padding_in_conv_and_maxpool(small_board, padding):
     from ternpynq.bundle.schema import Layer, Op, Requant
     from ternpynq.bundle.validate import output_shape
     from ternpynq.overlay.csim_vectors import make_case
-    from ternpynq.overlay.stream import ELEM_I8
+    from ternpynq.overlay.fmap import ELEM_I8
 
     rng = np.random.default_rng(sum(padding))
     for op, stride in [(Op.CONV, 1), (Op.CONV, 2), (Op.MAXPOOL, 1), (Op.MAXPOOL, 2)]:

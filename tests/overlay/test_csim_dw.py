@@ -17,8 +17,8 @@ from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.csim_build import load_kernel
 from ternpynq.overlay.csim_vectors import make_case
 from ternpynq.overlay.driver import Driver
+from ternpynq.overlay.fmap import ELEM_I8, ELEM_I16, ELEM_RANGE, ELEM_U8, StreamError
 from ternpynq.overlay.regmap import load_regmap
-from ternpynq.overlay.stream import ELEM_I8, ELEM_I16, ELEM_RANGE, ELEM_U8, StreamError
 from ternpynq.overlay.stream_dw import dw_words, pack_dw_weights, unpack_dw_weights
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.synthetic import random_bundle

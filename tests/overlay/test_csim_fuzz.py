@@ -14,7 +14,7 @@ from ternpynq.bundle.schema import Layer, Op, Requant, pads
 from ternpynq.bundle.validate import output_shape
 from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.csim_vectors import make_case
-from ternpynq.overlay.stream import ELEM_I8, ELEM_I16, ELEM_RANGE, ELEM_U8, StreamError
+from ternpynq.overlay.fmap import ELEM_I8, ELEM_I16, ELEM_RANGE, ELEM_U8, StreamError
 
 CLAMPS = [ELEM_RANGE[ELEM_U8], ELEM_RANGE[ELEM_I8], ELEM_RANGE[ELEM_I16], (0, 6), (-3, 200)]
 

@@ -11,7 +11,7 @@ from ternpynq.overlay.backends import simulated_device
 from ternpynq.overlay.boards import load_board
 from ternpynq.overlay.device import DeviceError, DeviceTimeout
 from ternpynq.overlay.driver import Driver, OverlayLimitError, assign_slots, batched, check_fits
-from ternpynq.overlay.stream import fmap_bytes, fmap_types
+from ternpynq.overlay.fmap import fmap_bytes, fmap_types
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.synthetic import INT16, GraphBuilder, random_bundle
 
@@ -74,7 +74,7 @@ def test_wrong_input_shape_is_a_clear_error():
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("max_channels", 6, r"16 channel bytes per pixel > 2 \* max_channels = 12"),
+        ("max_channels", 6, r"64 channel bytes per pixel > 2 \* max_channels = 12"),
         ("max_kernel", 1, "kernel 3 > max_kernel = 1"),
         ("input_elems", 20, "> input_elems = 20"),
         ("weight_bytes", 16, r"weight_bytes"),
@@ -103,12 +103,13 @@ def test_a_faulting_layer_is_named_and_the_next_call_works(fault):
 
 def test_batch_is_capped_where_the_linear_layer_stops_fitting():
     """A linear layer takes n images as a 1 x n map, so its input row grows with the batch."""
-    board = dataclasses.replace(load_board("pynq-z2"), input_elems=512)  # fc: 16 codes per image
+    # fc: 16 codes per image, a 64-element pixel (padded to g); every other layer fits 4096
+    board = dataclasses.replace(load_board("pynq-z2"), input_elems=4096)
     bundle = random_bundle("tiny", seed=9)
-    with Driver(simulated_device(), board, bundle, max_batch=64) as driver:
-        assert driver.max_batch == 512 // 16
+    with Driver(simulated_device(), board, bundle, max_batch=256) as driver:
+        assert driver.max_batch == 4096 // 64
         fc = driver.steps[-1].packed
-        with pytest.raises(OverlayLimitError, match="input_elems = 512"):
+        with pytest.raises(OverlayLimitError, match="input_elems = 4096"):
             check_fits(batched(fc, driver.max_batch + 1), board)
         x = codes_for(bundle, 40)
         assert np.array_equal(driver.run(x), Network(bundle).run(x))

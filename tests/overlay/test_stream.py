@@ -10,20 +10,25 @@ from hypothesis import strategies as st
 from ternpynq.bundle.errors import BundleError
 from ternpynq.bundle.packing import trit_limit
 from ternpynq.bundle.stats import group_mask
-from ternpynq.overlay.stream import (
+from ternpynq.overlay.fmap import (
+    ELEM_DTYPE,
     ELEM_I8,
     ELEM_I16,
     ELEM_RANGE,
     ELEM_U8,
     StreamError,
     elem_type,
-    group_words,
+    fmap_bytes,
     pack_fmap,
+    pitch,
+    unpack_fmap,
+)
+from ternpynq.overlay.stream import (
+    group_words,
     pack_params,
     pack_weights,
     plan_tiles,
     tile_size,
-    unpack_fmap,
     unpack_params,
     unpack_weights,
 )
@@ -147,3 +152,23 @@ def test_params_round_trip_and_elem_types():
     ]
     with pytest.raises(StreamError):
         elem_type(0, 70000)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from([(2, 3, 4, 5), (1, 17, 2, 3), (3, 40)]),
+    g=st.sampled_from([8, 16, 64]),
+    kind=st.sampled_from([ELEM_U8, ELEM_I8, ELEM_I16]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_padded_feature_maps_round_trip_with_zero_padding(shape, g, kind, seed):
+    lo, hi = ELEM_RANGE[kind]
+    codes = np.random.default_rng(seed).integers(lo, hi + 1, shape)
+    px = pitch(shape[1], g)
+    data = pack_fmap(codes, kind, px)
+    assert data.size == fmap_bytes(shape[1:], kind, px) * shape[0]
+    assert np.array_equal(unpack_fmap(data, shape, kind, px), codes)
+    raw = data.view(ELEM_DTYPE[kind]).reshape(-1, px)
+    assert not raw[:, shape[1] :].any()  # the padding channels are zero
+    with pytest.raises(StreamError, match="cannot hold"):
+        pack_fmap(codes, kind, shape[1] - 1)

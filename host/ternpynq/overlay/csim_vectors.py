@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ternpynq.bundle.schema import Bundle, Layer
+from ternpynq.bundle.schema import Bundle, Layer, Op
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.cycles import layer_cycles
+from ternpynq.overlay.fmap import pack_fmap, pitch, unpack_fmap
 from ternpynq.overlay.regmap import load_regmap
-from ternpynq.overlay.stream import pack_fmap, pack_for_board, set_batch, unpack_fmap
+from ternpynq.overlay.stream import pack_for_board, set_batch
 from ternpynq.runtime import ops
 
 MAGIC, VERSION = b"TPQV", 1
@@ -48,21 +49,35 @@ class Case:
 
     def decode(self, data: np.ndarray) -> np.ndarray:
         """Output bytes -> codes shaped like ``expected``."""
-        return unpack_fmap(data, self.expected.shape, self.regs["out_type"])
+        return unpack_fmap(data, self.expected.shape, self.regs["out_type"], self.regs["out_pitch"])
 
 
 def make_case(
-    layer: Layer, x: np.ndarray, residual: np.ndarray | None, types: dict[str, int], board: Board
+    layer: Layer,
+    x: np.ndarray,
+    residual: np.ndarray | None,
+    types: dict[str, int],
+    board: Board,
+    pixels: dict[str, int] | None = None,
 ) -> Case:
-    """Pack ``layer`` for ``board`` with input codes ``x`` (N, ...) and its golden output."""
+    """Pack ``layer`` for ``board`` with input codes ``x`` (N, ...) and its golden output;
+    ``pixels`` are the elements per pixel of its tensors (default: as ``fmap_pixels`` lays
+    out a bundle)."""
     res_type = types[layer.residual] if layer.residual else 0
-    packed = pack_for_board(layer, board, types)
+    if pixels is None:  # the layout fmap_pixels gives a bundle's tensors
+        cin = layer.in_shape[0]
+        pixels = {layer.input: cin if layer.input == "input" else pitch(cin, board.g)}
+        pixels[layer.name] = (
+            pixels[layer.input] if layer.op == Op.MAXPOOL else pitch(layer.out_shape[0], board.g)
+        )
+    packed = pack_for_board(layer, board, types, pixels)
     n = x.shape[0]
     set_batch(packed, n)
     expected = ops.run_layer(layer, x, residual)
-    fin = pack_fmap(x, types[layer.input])  # NHWC bytes, whatever the layer's view of them
-    res = pack_fmap(residual, res_type) if layer.residual else np.zeros(0, np.uint8)
-    out = pack_fmap(expected, packed.regs["out_type"])
+    in_px, out_px = packed.regs["in_pitch"], packed.regs["out_pitch"]
+    fin = pack_fmap(x, types[layer.input], in_px)  # NHWC bytes, whatever the layer's view of them
+    res = pack_fmap(residual, res_type, out_px) if layer.residual else np.zeros(0, np.uint8)
+    out = pack_fmap(expected, packed.regs["out_type"], out_px)
     model = layer_cycles(packed, board)
     data = (packed.regs, packed.data, fin, res, expected, out)
     return Case(layer.name, *data, model.total, loops=model.loops)
@@ -70,15 +85,15 @@ def make_case(
 
 def network_cases(bundle: Bundle, x: np.ndarray, board: Board) -> list[Case]:
     """One case per layer, each fed the golden model's own input tensor."""
-    from ternpynq.overlay.stream import fmap_types
+    from ternpynq.overlay.fmap import fmap_pixels, fmap_types
     from ternpynq.runtime.network import Network
 
     tensors = Network(bundle).run_all(x)
-    types = fmap_types(bundle)
+    types, pixels = fmap_types(bundle), fmap_pixels(bundle, board.g)
     cases = []
     for layer in bundle.layers:
         res = tensors[layer.residual] if layer.residual else None
-        cases.append(make_case(layer, tensors[layer.input], res, types, board))
+        cases.append(make_case(layer, tensors[layer.input], res, types, board, pixels))
     return cases
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board
-from ternpynq.overlay.stream import MODE, PackedLayer, fmap_types, pack_for_board, set_batch
+from ternpynq.overlay.fmap import fmap_pixels, fmap_types
+from ternpynq.overlay.stream import MODE, PackedLayer, pack_for_board, set_batch
 
 T_MAX = 5
 READ_DEPTH = 64 + 2  # m_axi latency HLS schedules a read burst for, plus address and store stages
@@ -124,7 +125,7 @@ def _fetch_rows(tally: _Tally, r: dict, n: int, pix0=None, np_=None) -> np.ndarr
     (n, tiles): a tile needs every row up to its last pixel's last window row.
     """
     last = min(r["in_h"] - 1, (r["out_h"] - 1) * r["stride"] - r["pad_top"] + r["kernel"] - 1)
-    row = r["in_w"] * r["in_c"]  # inputs are 8-bit
+    row = r["in_w"] * r["in_pitch"]  # inputs are 8-bit
     img = r["in_h"] * row
     y = np.arange(last + 1, dtype=np.int64)
     cycles = []
@@ -143,22 +144,25 @@ def _fetch_rows(tally: _Tally, r: dict, n: int, pix0=None, np_=None) -> np.ndarr
     return out
 
 
-def _tile_rows(tally, label, n, npix, pix0, np_, cout, o0, nf, eb) -> np.ndarray:
-    """A pixel tile's rows of nf elements: one burst if they are contiguous, else one each.
+def _tile_rows(tally, label, n, npix, pix0, np_, pitch, o0, cols, eb) -> np.ndarray:
+    """A pixel tile's rows of ``cols`` elements from column o0 of pixels ``pitch`` elements
+    apart: one burst if they are contiguous, else one each.
 
     Returns the cycles of each (image, tile): its beats plus the loop depth per burst.
     """
     depth = loop_depths(tally.board)[label]
     images = np.arange(n, dtype=np.int64)[:, None]
     first = images * npix + pix0[None, :]  # (n, tiles) first pixel of each tile
-    if nf == cout:
-        beats = tally.burst(label, first * cout * eb, np.broadcast_to(np_ * nf * eb, first.shape))
+    if cols == pitch:
+        beats = tally.burst(
+            label, first * pitch * eb, np.broadcast_to(np_ * cols * eb, first.shape)
+        )
         return beats + depth * (beats > 0)
     cycles = np.zeros(first.shape, np.int64)
     for p in range(int(np_.max())):
         live = p < np_
-        start = ((first[:, live] + p) * cout + o0) * eb
-        beats = tally.burst(label, start, np.full(start.shape, nf * eb))
+        start = ((first[:, live] + p) * pitch + o0) * eb
+        beats = tally.burst(label, start, np.full(start.shape, cols * eb))
         cycles[:, live] += beats + depth * (beats > 0)
     return cycles
 
@@ -220,14 +224,15 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
         dense += (n * pix0.size + 1) * dense_words + n * pix0.size * dense_gather
         mac_iters = words - head_words + gather
         tally.add("mac", np.full(pix0.size, mac_iters), times=n)
-        tally.add("requant", np.full(pix0.size, nf), times=n)
+        # the last tile also writes the pixels' padding channels (cout .. out_pitch)
+        cols = r["out_pitch"] - o0 if o0 + nf == cout else nf
+        tally.add("requant", np.full(pix0.size, cols), times=n)
         # drain of each (image, tile): residual burst(s), requant sweep, output burst(s)
-        drain = np.full((n, pix0.size), nf + depth["requant"], np.int64)
+        drain = np.full((n, pix0.size), cols + depth["requant"], np.int64)
+        rows = (n, npix, pix0, np_, r["out_pitch"], o0, cols)
         if r["has_res"]:
-            drain += _tile_rows(
-                tally, "res_load", n, npix, pix0, np_, cout, o0, nf, _bytes(r["res_type"])
-            )
-        drain += _tile_rows(tally, "store", n, npix, pix0, np_, cout, o0, nf, _bytes(r["out_type"]))
+            drain += _tile_rows(tally, "res_load", *rows, _bytes(r["res_type"]))
+        drain += _tile_rows(tally, "store", *rows, _bytes(r["out_type"]))
         fetch = _fetch_rows(tally, r, n, pix0, np_)
         # Step t runs tile t's MAC, tile t - 1's drain and tile t + 1's row fetch side by side
         # and costs the slowest; tile 0's rows come before the first step.
@@ -245,26 +250,26 @@ def _bytes(kind: int) -> int:
 
 
 def _maxpool(tally: _Tally, r: dict, board: Board) -> None:
-    n, c = r["batch"], r["in_c"]
+    n, c, pitch = r["batch"], r["in_c"], r["out_pitch"]
     npix = r["out_h"] * r["out_w"]
     pix0, np_ = _pixel_tiles(npix, board)
     _fetch_rows(tally, r, n)
     tally.add("pool", np.full(pix0.size, -(-c // board.g) * r["kernel"] ** 2), times=n)
-    _tile_rows(tally, "store", n, npix, pix0, np_, c, 0, c, 1)
+    _tile_rows(tally, "store", n, npix, pix0, np_, pitch, 0, pitch, 1)
 
 
 def _gap(tally: _Tally, r: dict, board: Board) -> None:
     n, c, h, w = r["batch"], r["in_c"], r["in_h"], r["in_w"]
-    oeb = _bytes(r["out_type"])
+    oeb, ip, op = _bytes(r["out_type"]), r["in_pitch"], r["out_pitch"]
     cvecs = -(-c // board.g)
     tally.burst("p_load", 0, 8 * c)
     tally.add("acc_clear", cvecs)
     y = np.arange(h, dtype=np.int64)
     for i in range(n):
-        tally.burst("row_load", (i * h + y) * w * c, np.full(h, w * c))
+        tally.burst("row_load", (i * h + y) * w * ip, np.full(h, w * ip))
     tally.add("gap_sum", np.full(h, -(-w // board.P) * cvecs), times=n)
-    tally.add("gap_requant", c, times=n)
-    tally.burst("store", np.arange(n, dtype=np.int64) * c * oeb, np.full(n, c * oeb))
+    tally.add("gap_requant", op, times=n)  # the padding channels too, as zeros
+    tally.burst("store", np.arange(n, dtype=np.int64) * op * oeb, np.full(n, op * oeb))
 
 
 def _dwconv(tally: _Tally, r: dict, board: Board) -> None:
@@ -275,7 +280,8 @@ def _dwconv(tally: _Tally, r: dict, board: Board) -> None:
     n, c, k, t = r["batch"], r["in_c"], r["kernel"], r["trits"]
     npix, oeb = r["out_h"] * r["out_w"], _bytes(r["out_type"])
     mac = t * k * k  # one block's words: planes x taps
-    chans = np.minimum(board.g, c - np.arange(0, c, board.g))  # channels of each block
+    op = r["out_pitch"]  # the last block's requant also writes the padding channels
+    chans = np.minimum(board.g, op - np.arange(0, c, board.g))  # channels requantized per block
     trips = mac + int(np.maximum(mac, chans[:-1]).sum()) + int(chans[-1])
     words = chans.size * mac
     stream = words * (board.g // 4)
@@ -285,7 +291,7 @@ def _dwconv(tally: _Tally, r: dict, board: Board) -> None:
     _fetch_rows(tally, r, n)
     tally.add("dw", np.full(npix, trips), times=n)
     pixels = np.arange(n * npix, dtype=np.int64)
-    tally.burst("store", pixels * c * oeb, np.full(pixels.size, c * oeb))
+    tally.burst("store", pixels * op * oeb, np.full(pixels.size, op * oeb))
 
 
 COMPUTE_LOOPS = ("setup", "lane_map", "w_check", "acc_clear", "mac", "requant", "pool")
@@ -334,10 +340,10 @@ def layer_cycles(packed: PackedLayer, board: Board) -> LayerCycles:
 
 def network_cycles(bundle: Bundle, board: Board, batch: int = 1) -> list[LayerCycles]:
     """Cycles of every layer of ``bundle`` for one start of ``batch`` images each."""
-    types = fmap_types(bundle)
+    types, pixels = fmap_types(bundle), fmap_pixels(bundle, board.g)
     out = []
     for layer in bundle.layers:
-        packed = pack_for_board(layer, board, types, data=False)
+        packed = pack_for_board(layer, board, types, pixels, data=False)
         set_batch(packed, batch)
         out.append(layer_cycles(packed, board))
     return out

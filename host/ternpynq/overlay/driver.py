@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle, Layer, Op
-from ternpynq.overlay import cycles, stream
+from ternpynq.overlay import cycles, fmap, stream
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
 from ternpynq.overlay.stream_dw import dw_words
@@ -76,7 +76,7 @@ def check_fits(packed: stream.PackedLayer, board: Board) -> int:
     r, name = packed.regs, packed.name
     mode = {v: k for k, v in stream.MODE.items()}[r["mode"]]
     where = f"layer {name!r} does not fit the {board.name} overlay"
-    if r["in_type"] == stream.ELEM_I16 or (r["has_res"] and r["res_type"] == stream.ELEM_I16):
+    if r["in_type"] == fmap.ELEM_I16 or (r["has_res"] and r["res_type"] == fmap.ELEM_I16):
         raise OverlayLimitError(
             f"{where}: its input or residual holds 16-bit codes; on chip only a layer's "
             "output may be 16-bit (inputs and residuals must fit 8 bits, u8 or i8)"
@@ -84,9 +84,13 @@ def check_fits(packed: stream.PackedLayer, board: Board) -> int:
     # A pixel's output row on chip holds 2 * max_channels bytes; conv tiles hold at most
     # max_channels filters (stream.plan_tiles), gap and dwconv a whole pixel's outputs.
     row = 2 * board.max_channels
-    channels = max(r["in_c"], r["out_c"])
+    channels = max(r["in_pitch"], r["out_pitch"])
     if mode in ("gap", "dwconv"):
-        channels = r["out_c"] * stream.elem_bytes(r["out_type"])
+        channels = r["out_pitch"] * fmap.elem_bytes(r["out_type"])
+    elif mode == "conv" and packed.tiles:  # the last tile also writes the padding channels
+        channels = max(
+            channels, (r["out_pitch"] - packed.tiles[-1][0]) * fmap.elem_bytes(r["out_type"])
+        )
     if channels > row:
         raise OverlayLimitError(
             f"{where}: {channels} channel bytes per pixel > 2 * max_channels = {row}"
@@ -102,7 +106,7 @@ def check_fits(packed: stream.PackedLayer, board: Board) -> int:
             )
     if r["trits"] > cycles.T_MAX:
         raise OverlayLimitError(f"{where}: {r['trits']} trit planes > {cycles.T_MAX}")
-    elems = cycles.ring_rows(r, board, mode) * r["in_w"] * r["in_c"]
+    elems = cycles.ring_rows(r, board, mode) * r["in_w"] * r["in_pitch"]
     if elems > board.input_elems:
         raise OverlayLimitError(
             f"{where}: its input row window holds {elems} elements > input_elems = "
@@ -159,22 +163,31 @@ class Driver:
         self.device, self.bundle = device, bundle
         self.board = load_board(board) if isinstance(board, str) else board
         self.timeout_s = timeout_s
-        self.types = stream.fmap_types(bundle)
+        self.types = fmap.fmap_types(bundle)
+        self.pixels = fmap.fmap_pixels(bundle, self.board.g)  # elements per pixel in DDR
         shapes = {"input": (bundle.input.channels, *bundle.input.size)}
         shapes.update({layer.name: tuple(layer.out_shape) for layer in bundle.layers})
         self.shapes = shapes
-        sizes = {name: stream.fmap_bytes(shape, self.types[name]) for name, shape in shapes.items()}
+        sizes = {
+            name: fmap.fmap_bytes(shape, self.types[name], self.pixels[name])
+            for name, shape in shapes.items()
+        }
         self.slot_of, self.slot_bytes = assign_slots(bundle, sizes)
         self.steps, chunks, offset = [], [], 0
         for layer in bundle.layers:
             check_supported(layer, self.board)
             try:  # filters are split into output-channel tiles that fit the weight buffer
-                packed = stream.pack_for_board(layer, self.board, self.types)
-            except stream.StreamError as exc:  # one filter alone is larger than the buffer
+                packed = stream.pack_for_board(layer, self.board, self.types, self.pixels)
+            except fmap.StreamError as exc:  # one filter alone is larger than the buffer
                 raise OverlayLimitError(
                     f"layer {layer.name!r} does not fit the {self.board.name} overlay: {exc} "
                     f"(weight_bytes = {self.board.weight_bytes})"
                 ) from exc
+            if layer.residual and self.pixels[layer.residual] != packed.regs["out_pitch"]:
+                raise OverlayLimitError(
+                    f"layer {layer.name!r} cannot run on the {self.board.name} overlay: its "
+                    "residual is laid out unpadded (the network input or its max pool)"
+                )
             cost = check_fits(packed, self.board)
             res_slot = self.slot_of[layer.residual] if layer.residual else None
             slots = (self.slot_of[layer.input], self.slot_of[layer.name], res_slot)
@@ -232,7 +245,7 @@ class Driver:
         n = len(codes)
         self._reserve(n)
         # pack_input + to_device: NCHW int8 -> NHWC bytes in the input tensor's buffer
-        data = stream.pack_fmap(codes, self.types["input"])
+        data = fmap.pack_fmap(codes, self.types["input"], self.pixels["input"])
         source = self.fmaps[self.slot_of["input"]]
         source.write(data)
         source.flush()
@@ -274,8 +287,9 @@ class Driver:
         """from_device + unpack_output: NHWC bytes -> (N, C, H, W) or (N, K) int32 codes."""
         buffer = self.fmaps[self.slot_of[tensor]]
         buffer.invalidate()
-        kind, shape = self.types[tensor], (n, *self.shapes[tensor])
-        return stream.unpack_fmap(buffer.array[: stream.fmap_bytes(shape, kind)], shape, kind)
+        kind, pixel = self.types[tensor], self.pixels[tensor]
+        nbytes = n * fmap.fmap_bytes(self.shapes[tensor], kind, pixel)
+        return fmap.unpack_fmap(buffer.array[:nbytes], (n, *self.shapes[tensor]), kind, pixel)
 
     def _reserve(self, n: int) -> None:
         """Feature-map buffers for ``n`` images; grown only when a larger batch arrives."""

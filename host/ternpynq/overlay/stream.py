@@ -24,66 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ternpynq.bundle.packing import pack_codes, to_trit_planes, unpack_codes
-from ternpynq.bundle.schema import Bundle, Layer, Op, pads
+from ternpynq.bundle.schema import Layer, Op, pads
 from ternpynq.bundle.stats import group_mask
 from ternpynq.overlay.boards import Board
+from ternpynq.overlay.fmap import ELEM_U8, StreamError, elem_type
 
 STREAM_ALIGN = 64  # params start on a burst boundary of the widest (512-bit) port
 MODE = {"conv": 0, "maxpool": 1, "gap": 2, "dwconv": 3}
 # the descriptor's zero padding, one register per side, in the order of schema.pads
 PAD_REGS = ("pad_top", "pad_left", "pad_bottom", "pad_right")
 NO_PAD = dict.fromkeys(PAD_REGS, 0)
-ELEM_U8, ELEM_I8, ELEM_I16 = 0, 1, 2
-ELEM_RANGE = {ELEM_U8: (0, 255), ELEM_I8: (-128, 127), ELEM_I16: (-32768, 32767)}
-ELEM_DTYPE = {ELEM_U8: np.dtype("u1"), ELEM_I8: np.dtype("i1"), ELEM_I16: np.dtype("<i2")}
-
-
-class StreamError(ValueError):
-    """Bytes that do not decode as the overlay's stream, or a layer it cannot hold."""
-
-
-def elem_type(lo: int, hi: int) -> int:
-    """Narrowest DDR element type holding codes in [lo, hi]: u8, else i8, else i16."""
-    for kind in (ELEM_U8, ELEM_I8, ELEM_I16):
-        low, high = ELEM_RANGE[kind]
-        if low <= lo and hi <= high:
-            return kind
-    raise StreamError(f"codes in [{lo}, {hi}] do not fit 16 bits")
-
-
-def elem_bytes(kind: int) -> int:
-    return ELEM_DTYPE[kind].itemsize
-
-
-# ---------------------------------------------------------------- feature maps (NHWC)
-
-
-def pack_fmap(codes: np.ndarray, kind: int) -> np.ndarray:
-    """(N, C, H, W) or (N, C) integer codes -> NHWC bytes (uint8) of element type ``kind``."""
-    codes = np.asarray(codes)
-    low, high = ELEM_RANGE[kind]
-    if codes.size and (codes.min() < low or codes.max() > high):
-        raise StreamError(f"codes outside [{low}, {high}] cannot be stored as element type {kind}")
-    nhwc = codes.transpose(0, 2, 3, 1) if codes.ndim == 4 else codes
-    return np.ascontiguousarray(nhwc.astype(ELEM_DTYPE[kind])).view(np.uint8).ravel()
-
-
-def unpack_fmap(data: np.ndarray, shape: tuple[int, ...], kind: int) -> np.ndarray:
-    """NHWC bytes -> int32 codes of ``shape`` ((N, C, H, W) or (N, C))."""
-    dtype = ELEM_DTYPE[kind]
-    count = int(np.prod(shape))
-    data = np.asarray(data, np.uint8)[: count * dtype.itemsize]
-    if data.size != count * dtype.itemsize:
-        raise StreamError(f"expected {count * dtype.itemsize} bytes for {shape}, got {data.size}")
-    values = data.view(dtype).astype(np.int32)
-    if len(shape) == 4:
-        n, c, h, w = shape
-        return values.reshape(n, h, w, c).transpose(0, 3, 1, 2).copy()
-    return values.reshape(shape)
-
-
-def fmap_bytes(shape: tuple[int, ...], kind: int) -> int:
-    return int(np.prod(shape)) * elem_bytes(kind)
 
 
 # ---------------------------------------------------------------- weight stream
@@ -308,13 +258,17 @@ def pack_layer(
     tile_bytes: int | None = None,
     data: bool = True,
     max_filters: int | None = None,
+    in_pitch: int | None = None,
+    out_pitch: int | None = None,
 ) -> PackedLayer:
     """A bundle layer -> stream bytes and descriptor for an overlay with ``g`` lanes.
 
     ``tile_bytes`` is the overlay's weight buffer (``board.weight_bytes``) and ``max_filters``
     its accumulator depth (``board.max_channels``); a conv layer whose weights exceed either is
     split into output-channel tiles. ``data=False`` skips packing the bytes (the cycle model
-    needs only the registers and the kept groups).
+    needs only the registers and the kept groups). ``in_pitch`` and ``out_pitch`` are the
+    elements per pixel of the input and output (and residual) maps in DDR (default: their
+    channels, unpadded).
     """
     cin, ih, iw = _chw(layer.in_shape)
     cout, oh, ow = _chw(layer.out_shape)
@@ -324,6 +278,7 @@ def pack_layer(
         **dict(zip(PAD_REGS, pads(layer.padding), strict=True)),
         in_type=in_type, out_type=in_type, res_type=res_type, has_res=0, res_mult=0,
         shift=0, lo=0, hi=0, wgt_bytes=0,
+        in_pitch=in_pitch or cin, out_pitch=out_pitch or cout,
     )  # fmt: skip
     packed = PackedLayer(layer.name, regs)
     if layer.op == Op.MAXPOOL:
@@ -361,25 +316,16 @@ def pack_layer(
 
 
 def pack_for_board(
-    layer: Layer, board: Board, types: dict[str, int], data: bool = True
+    layer: Layer, board: Board, types: dict[str, int], pixels: dict[str, int], data: bool = True
 ) -> PackedLayer:
-    """``pack_layer`` for ``board``'s g, weight buffer and accumulator depth; ``types`` are the
-    element types of the bundle's tensors (``fmap_types``)."""
+    """``pack_layer`` for ``board``'s g, weight buffer and accumulator depth; ``types`` and
+    ``pixels`` are the element types and elements per pixel of the bundle's tensors
+    (``fmap_types``, ``fmap_pixels``)."""
     res_type = types[layer.residual] if layer.residual else ELEM_U8
     return pack_layer(
-        layer, board.g, types[layer.input], res_type, board.weight_bytes, data, board.max_channels
-    )
-
-
-def fmap_types(bundle: Bundle) -> dict[str, int]:
-    """Element type of every tensor: int8 input, each layer's clamp range; pools pass through."""
-    types = {"input": ELEM_I8}
-    for layer in bundle.layers:
-        if layer.op == Op.MAXPOOL:
-            types[layer.name] = types[layer.input]
-        else:
-            types[layer.name] = elem_type(layer.requant.lo, layer.requant.hi)
-    return types
+        layer, board.g, types[layer.input], res_type, board.weight_bytes, data, board.max_channels,
+        pixels[layer.input], pixels[layer.name],
+    )  # fmt: skip
 
 
 def set_batch(packed: PackedLayer, n: int) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ternpynq.bundle.packing import pack_codes, to_trit_planes, unpack_codes
-from ternpynq.overlay.stream import STREAM_ALIGN, StreamError
+from ternpynq.overlay.fmap import StreamError
+from ternpynq.overlay.stream import STREAM_ALIGN
 
 
 def dw_words(channels: int, k: int, trits: int, g: int) -> int:

@@ -104,7 +104,10 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
   nf = le16(head);
   const uint32_t ng = le16(head + 2), bytes = static_cast<uint32_t>(le32(head + 4));
   if (nf == 0 || o0 + nf > d.out_c || ng > groups(d.in_c)) return BAD_STREAM;
-  if (nf > static_cast<uint32_t>(MAX_C)) return TOO_LARGE;  // a tile's filters fill the accumulator banks
+  // a tile's filters fill the accumulator banks; the last one's padding columns the output tile
+  const uint32_t cols = o0 + nf == d.out_c ? d.out_pitch - o0 : nf;
+  if (nf > static_cast<uint32_t>(MAX_C) || cols * elem_bytes(d.out_type) > static_cast<uint32_t>(MAX_VEC))
+    return TOO_LARGE;
   if (bytes < pad_lane(TILE_HEAD) || bytes % LANE_BYTES || wpos + bytes > d.wgt_bytes) return BAD_STREAM;
   if (bytes > static_cast<uint32_t>(WBUF_BYTES)) return TOO_LARGE;
   burst_read(L_W_LOAD, wgt, wpos, bytes, [&](uint64_t k, uint8_t b) { wbuf[k] = b; });
@@ -258,39 +261,45 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
 }
 
 // Drain one finished pixel tile from its bank: residual burst, requant (leaving the bank zeroed
-// for its next tile), output burst. tile_px: the tile's first pixel counted over the batch.
+// for its next tile), output burst. tile_px: the tile's first pixel counted over the batch. The
+// last output-channel tile also writes the pixel's padding channels (out_c .. out_pitch) as
+// zero, so a tile holding every filter is one contiguous burst.
 static void drain_tile(const Desc& d, uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
                        int32_t (*acc)[P], uint64_t tile_px, uint32_t np, uint32_t o0, uint32_t nf,
                        const uint8_t* res, uint8_t* fout) {
   const uint32_t oeb = elem_bytes(d.out_type), reb = elem_bytes(d.res_type);
+  const uint32_t nr = o0 + nf == d.out_c ? d.out_pitch - o0 : nf;  // columns written
   if (d.has_res) {
-    tile_bursts((tile_px * d.out_c + o0) * reb, static_cast<uint64_t>(d.out_c) * reb, np, nf * reb,
+    tile_bursts((tile_px * d.out_pitch + o0) * reb, static_cast<uint64_t>(d.out_pitch) * reb, np, nr * reb,
                 [&](uint64_t start, uint64_t len, uint32_t p0) {
                   uint32_t p = p0, b = 0;
                   burst_read(L_RES_LOAD, res, start, len, [&](uint64_t, uint8_t v) {
-                    rbuf[p][b] = v;
-                    if (++b == nf) {
+                    if (b < nf) rbuf[p][b] = v;  // the padding channels' bytes are not kept
+                    if (++b == nr) {
                       b = 0;
                       ++p;
                     }
                   });
                 });
   }
-  TPQ_ENTER(L_REQUANT, nf);
-  for (uint32_t o = 0; o < nf; ++o) {
+  TPQ_ENTER(L_REQUANT, nr);
+  for (uint32_t o = 0; o < nr; ++o) {
 #pragma HLS PIPELINE II=1
     TPQ_TICK(L_REQUANT);
-    const int32_t mult = le32(prm + 8 * o), bias = le32(prm + 8 * o + 4);
+    const bool real = o < nf;
+    const uint32_t oa = real ? o : 0;  // padding columns touch no accumulator
+    const int32_t mult = le32(prm + 8 * oa), bias = le32(prm + 8 * oa + 4);
     for (int p = 0; p < P; ++p) {
 #pragma HLS UNROLL
-      const int32_t r = d.has_res ? elem8(rbuf[p][o], d.res_type) : 0;
-      const int32_t v = requant(acc[o][p], mult, bias, r, d);
-      acc[o][p] = 0;
+      const int32_t r = d.has_res ? elem8(rbuf[p][oa], d.res_type) : 0;
+      const int32_t v = real ? requant(acc[oa][p], mult, bias, r, d) : 0;
+      if (real) acc[oa][p] = 0;
       obuf[p][o * oeb] = static_cast<uint8_t>(v & 0xFF);
       if (oeb == 2) obuf[p][o * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
     }
   }
-  store_rows(fout, (tile_px * d.out_c + o0) * oeb, static_cast<uint64_t>(d.out_c) * oeb, np, nf * oeb, obuf);
+  store_rows(fout, (tile_px * d.out_pitch + o0) * oeb, static_cast<uint64_t>(d.out_pitch) * oeb, np, nr * oeb,
+             obuf);
 }
 
 // One step of the pixel-tile pipeline: tile i's MAC into one bank, tile i - 1's drain from the
@@ -329,7 +338,7 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
 #pragma HLS ARRAY_PARTITION variable=lm_c type=complete dim=2
 
   const uint32_t k = d.kernel, nq = groups(d.in_c);
-  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // inputs are 8-bit
+  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_pitch;  // inputs are 8-bit
   const uint32_t npix = d.out_h * d.out_w;
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top);
 

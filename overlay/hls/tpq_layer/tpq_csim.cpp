@@ -43,7 +43,8 @@ Desc desc_from_regs(const uint32_t* regs) {
               r32(TPQ_REG_kernel),     r32(TPQ_REG_stride),    r32(TPQ_REG_pad_top),   r32(TPQ_REG_pad_left),
               r32(TPQ_REG_pad_bottom), r32(TPQ_REG_pad_right), r32(TPQ_REG_trits),     r32(TPQ_REG_in_type),
               r32(TPQ_REG_out_type),   r32(TPQ_REG_res_type),  r32(TPQ_REG_has_res),   s32(TPQ_REG_res_mult),
-              r32(TPQ_REG_shift),      s32(TPQ_REG_lo),        s32(TPQ_REG_hi),        r32(TPQ_REG_wgt_bytes)};
+              r32(TPQ_REG_shift),      s32(TPQ_REG_lo),        s32(TPQ_REG_hi),        r32(TPQ_REG_wgt_bytes),
+              r32(TPQ_REG_in_pitch),   r32(TPQ_REG_out_pitch)};
 }
 
 }  // namespace tpq
@@ -80,7 +81,7 @@ int tpq_csim_start(const uint32_t* regs, uint32_t nregs, uint8_t* ddr, uint64_t 
   if (bad) return tpq::BAD_ADDRESS;
   tpq_layer(wgt, fin, fout, res, d.mode, d.batch, d.in_h, d.in_w, d.in_c, d.out_h, d.out_w, d.out_c, d.kernel,
             d.stride, d.pad_top, d.pad_left, d.pad_bottom, d.pad_right, d.trits, d.in_type, d.out_type,
-            d.res_type, d.has_res, d.res_mult, d.shift, d.lo, d.hi, d.wgt_bytes, &status);
+            d.res_type, d.has_res, d.res_mult, d.shift, d.lo, d.hi, d.wgt_bytes, d.in_pitch, d.out_pitch, &status);
   *cycles = tpq::g_count.total();
   return static_cast<int>(status);
 }

@@ -53,8 +53,8 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
   int32_t dhold[TPQ_G];  // a finished block's sums, requantized while the next block runs
 #pragma HLS ARRAY_PARTITION variable=dhold type=complete dim=1
   const uint32_t oeb = elem_bytes(d.out_type), npix = d.out_h * d.out_w;
-  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * c_all;  // inputs are 8-bit
-  const uint64_t row_out = static_cast<uint64_t>(c_all) * oeb;
+  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_pitch;  // inputs are 8-bit
+  const uint64_t row_out = static_cast<uint64_t>(d.out_pitch) * oeb;
   const int32_t stride = static_cast<int32_t>(d.stride);
   for (uint32_t n = 0; n < d.batch; ++n) {
     Rows next_row{0, 0};
@@ -73,8 +73,10 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
       while (busy) {
 #pragma HLS PIPELINE II=1
         TPQ_TICK(L_DW);
-        if (rq_left > 0) {
-          const int32_t v = requant(dhold[rq_c & (G - 1)], le32(prm + 8 * rq_c), le32(prm + 8 * rq_c + 4), 0, d);
+        if (rq_left > 0) {  // channels past c_all are the pixel's padding: zero
+          const bool real = rq_c < c_all;
+          const uint32_t ca = real ? rq_c : 0;
+          const int32_t v = real ? requant(dhold[rq_c & (G - 1)], le32(prm + 8 * ca), le32(prm + 8 * ca + 4), 0, d) : 0;
           obuf[0][rq_c * oeb] = static_cast<uint8_t>(v & 0xFF);
           if (oeb == 2) obuf[0][rq_c * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
           ++rq_c;
@@ -108,7 +110,7 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
 #pragma HLS UNROLL
             dhold[ln] = dsum[ln];
           }
-          const uint32_t left = c_all - (mb << LOG_G);
+          const uint32_t left = d.out_pitch - (mb << LOG_G);  // the last block writes the padding too
           rq_c = mb << LOG_G;
           rq_left = left < static_cast<uint32_t>(G) ? left : G;
           full = false;

@@ -42,6 +42,7 @@ constexpr int LOG_G = clog2(G), LOG_PORT = clog2(PORT_BYTES);
 static_assert(G >= 8 && (1 << LOG_G) == G, "g is a power of two >= 8: a u16 header field fits a lane word");
 static_assert((1 << LOG_PORT) == PORT_BYTES, "the AXI port width is a power of two");
 static_assert(G <= 256, "lane-map channel indices are 8-bit");
+static_assert(TPQ_MAX_C % TPQ_G == 0, "a tile's filters and its padding channels fit MAX_C");
 
 enum Mode : uint32_t { MODE_CONV = 0, MODE_MAXPOOL = 1, MODE_GAP = 2, MODE_DWCONV = 3 };
 enum Elem : uint32_t { ELEM_U8 = 0, ELEM_I8 = 1, ELEM_I16 = 2 };
@@ -136,6 +137,7 @@ struct Desc {
   uint32_t shift;
   int32_t lo, hi;
   uint32_t wgt_bytes;
+  uint32_t in_pitch, out_pitch;  // elements per pixel in DDR: the channels, up to whole G-words
 };
 
 // Bytes each m_axi port touches for a valid descriptor (the csim ABI bounds-checks these).
@@ -292,7 +294,7 @@ struct Tiles {
 };
 
 // The line buffer: input rows in a ring of g.ring slots (row y in slot y mod ring), each row
-// in_w x in_c 9-bit values, NHWC like DDR. Rows arrive in order, one burst each; `Rows` carries
+// in_w x in_pitch 9-bit values, NHWC like DDR. Rows arrive in order, one burst each; `Rows` carries
 // the next row to fetch and its slot. `image` is the byte offset of the image in the input
 // port: beats are counted from the port's base.
 struct Rows {
@@ -307,7 +309,7 @@ inline bool inside(const Desc& d, int32_t y, int32_t x) {
 // Element (slot, x, c) of the line buffer; the slot of window row di is slot_add(rs, di, ring),
 // valid because ring >= kernel.
 inline int32_t lb_at(const int16_t* lbuf, const Desc& d, uint32_t slot, int32_t x, uint32_t c) {
-  return lbuf[(static_cast<uint64_t>(slot) * d.in_w + static_cast<uint32_t>(x)) * d.in_c + c];
+  return lbuf[(static_cast<uint64_t>(slot) * d.in_w + static_cast<uint32_t>(x)) * d.in_pitch + c];
 }
 
 uint32_t ring_rows(const Desc& d);
@@ -336,4 +338,5 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
                uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad_top, uint32_t pad_left,
                uint32_t pad_bottom, uint32_t pad_right, uint32_t trits,
                uint32_t in_type, uint32_t out_type, uint32_t res_type, uint32_t has_res, int32_t res_mult,
-               uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t* status);
+               uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t in_pitch, uint32_t out_pitch,
+               uint32_t* status);

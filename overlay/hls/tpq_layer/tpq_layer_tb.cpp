@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     tpq_layer(ptr(wgt), ptr(fin), out.empty() ? nullptr : out.data(), ptr(res), d.mode, d.batch, d.in_h, d.in_w,
               d.in_c, d.out_h, d.out_w, d.out_c, d.kernel, d.stride, d.pad_top, d.pad_left, d.pad_bottom,
               d.pad_right, d.trits, d.in_type, d.out_type, d.res_type, d.has_res, d.res_mult, d.shift, d.lo, d.hi,
-              d.wgt_bytes, &status);
+              d.wgt_bytes, d.in_pitch, d.out_pitch, &status);
     const uint64_t cycles = tpq::g_count.total();
     bool ok = status == want_status;
     if (status == tpq::OK) {

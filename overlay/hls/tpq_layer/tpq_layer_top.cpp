@@ -72,8 +72,13 @@ uint32_t check_desc(const Desc& d) {
     if (d.trits < 1 || d.trits > static_cast<uint32_t>(MAX_T) || d.has_res > 1) return BAD_DESCRIPTOR;
   }
   if (d.mode == MODE_DWCONV && (d.out_c != d.in_c || d.has_res)) return BAD_DESCRIPTOR;  // no fused residual
+  // a pitch holds the channels and at most the rest of their last G-word
+  if (d.in_pitch < d.in_c || d.in_pitch > groups(d.in_c) << LOG_G) return BAD_DESCRIPTOR;
+  if (d.out_pitch < d.out_c || d.out_pitch > groups(d.out_c) << LOG_G) return BAD_DESCRIPTOR;
+  if (d.mode != MODE_CONV && d.out_pitch * elem_bytes(d.out_type) > static_cast<uint32_t>(MAX_VEC)) return TOO_LARGE;
+  if (d.mode == MODE_MAXPOOL && d.out_pitch != d.in_pitch) return BAD_DESCRIPTOR;
   const uint64_t rows = ring_rows(d);
-  if (rows * d.in_w * d.in_c > static_cast<uint64_t>(IBUF_ELEMS)) return TOO_LARGE;
+  if (rows * d.in_w * d.in_pitch > static_cast<uint64_t>(IBUF_ELEMS)) return TOO_LARGE;
   return OK;
 }
 
@@ -108,7 +113,7 @@ Geometry geometry(const Desc& d) {
 void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* fin, uint64_t image, Rows& rows,
                 int32_t last) {
   if (last >= static_cast<int32_t>(d.in_h)) last = static_cast<int32_t>(d.in_h) - 1;
-  const uint64_t row_bytes = static_cast<uint64_t>(d.in_w) * d.in_c;  // inputs are 8-bit
+  const uint64_t row_bytes = static_cast<uint64_t>(d.in_w) * d.in_pitch;  // inputs are 8-bit
   for (; rows.next <= last; ++rows.next) {
     int16_t* slot = lbuf + rows.slot * row_bytes;
     burst_read(L_ROW_LOAD, fin, image + static_cast<uint64_t>(rows.next) * row_bytes, row_bytes,
@@ -118,8 +123,8 @@ void fetch_rows(int16_t* lbuf, const Desc& d, const Geometry& g, const uint8_t* 
 }
 
 Extents extents(const Desc& d) {
-  uint64_t in_px = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c * d.batch;
-  uint64_t out_px = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_c * d.batch;
+  uint64_t in_px = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_pitch * d.batch;
+  uint64_t out_px = static_cast<uint64_t>(d.out_h) * d.out_w * d.out_pitch * d.batch;
   Extents e{0, in_px * elem_bytes(d.in_type), out_px * elem_bytes(d.out_type), 0};
   if (d.mode == MODE_CONV || d.mode == MODE_DWCONV) {
     e.wgt = static_cast<uint64_t>(d.wgt_bytes) + 8ull * d.out_c;  // stream, then (mult, bias) pairs
@@ -137,7 +142,8 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
                uint32_t out_c, uint32_t kernel, uint32_t stride, uint32_t pad_top, uint32_t pad_left,
                uint32_t pad_bottom, uint32_t pad_right, uint32_t trits,
                uint32_t in_type, uint32_t out_type, uint32_t res_type, uint32_t has_res, int32_t res_mult,
-               uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t* status) {
+               uint32_t shift, int32_t lo, int32_t hi, uint32_t wgt_bytes, uint32_t in_pitch, uint32_t out_pitch,
+               uint32_t* status) {
 #pragma HLS INTERFACE mode=m_axi port=wgt bundle=gmem_w offset=slave max_read_burst_length=64 depth=1024
 #pragma HLS INTERFACE mode=m_axi port=fin bundle=gmem_i offset=slave max_read_burst_length=64 depth=1024
 #pragma HLS INTERFACE mode=m_axi port=fout bundle=gmem_o offset=slave max_write_burst_length=64 depth=1024
@@ -172,9 +178,12 @@ void tpq_layer(const uint8_t* wgt, const uint8_t* fin, uint8_t* fout, const uint
 #pragma HLS INTERFACE mode=s_axilite port=pad_left bundle=control offset=0x118
 #pragma HLS INTERFACE mode=s_axilite port=pad_bottom bundle=control offset=0x120
 #pragma HLS INTERFACE mode=s_axilite port=pad_right bundle=control offset=0x128
+#pragma HLS INTERFACE mode=s_axilite port=in_pitch bundle=control offset=0x130
+#pragma HLS INTERFACE mode=s_axilite port=out_pitch bundle=control offset=0x138
   const tpq::Desc d{mode,    batch,    in_h,       in_w,      in_c,    out_h,    out_w,    out_c,
                     kernel,  stride,   pad_top,    pad_left,  pad_bottom, pad_right, trits, in_type,
-                    out_type, res_type, has_res,   res_mult,  shift,   lo,       hi,       wgt_bytes};
+                    out_type, res_type, has_res,   res_mult,  shift,   lo,       hi,       wgt_bytes,
+                    in_pitch, out_pitch};
   // The line buffer: lanes read G consecutive channels of one pixel, so it is banked by
   // channel (cyclic G); the P PEs' pixel banking is the rule in docs/overlay.md "Line buffer".
   static int16_t lbuf[TPQ_IBUF_ELEMS];

@@ -7,7 +7,7 @@ namespace tpq {
 uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf)[2 * MAX_C],
                      const uint8_t* fin, uint8_t* fout) {
   const uint32_t k = d.kernel, kk = k * k, cvecs = groups(d.in_c), npix = d.out_h * d.out_w;
-  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;  // 8-bit elements
+  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_pitch;  // 8-bit elements
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
                 left = static_cast<int32_t>(d.pad_left);
   Tiles tl;
@@ -37,7 +37,8 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
                 c < d.in_c && inside(d, y, x) ? lb_at(lbuf, d, slot_add(tl.rs[p], di, g.ring), x, c) : INT32_MIN;
             const int32_t cur = kpos == 0 ? INT32_MIN : best[p][l];
             best[p][l] = v > cur ? v : cur;
-            if (kpos == kk - 1 && c < d.in_c) obuf[p][c] = static_cast<uint8_t>(best[p][l] & 0xFF);
+            // padding channels (in_c .. pitch) never had a value: INT32_MIN stores as 0
+            if (kpos == kk - 1 && c < d.out_pitch) obuf[p][c] = static_cast<uint8_t>(best[p][l] & 0xFF);
           }
         }
         if (++kpos == kk) {
@@ -48,8 +49,8 @@ uint32_t run_maxpool(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*
           ++di;
         }
       }
-      const uint64_t row = d.out_c;  // out_type == in_type: 8-bit
-      store_rows(fout, (static_cast<uint64_t>(n) * npix + tl.pix0) * row, row, tl.np, d.out_c, obuf);
+      const uint64_t row = d.out_pitch;  // out_type == in_type: 8-bit
+      store_rows(fout, (static_cast<uint64_t>(n) * npix + tl.pix0) * row, row, tl.np, d.out_pitch, obuf);
     }
   }
   return OK;
@@ -61,7 +62,7 @@ uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf
 #pragma HLS ARRAY_PARTITION variable=gap_sum type=complete dim=2
   const uint32_t oeb = elem_bytes(d.out_type), cvecs = groups(d.in_c);
   const uint32_t xtiles = (d.in_w + P - 1) / P;  // a constant divisor: a multiply, at setup
-  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_c;
+  const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_pitch;
   burst_read(L_P_LOAD, params, 0, 8ull * d.in_c, [&](uint64_t k, uint8_t b) { prm[k] = b; });
   TPQ_ENTER(L_ACC_CLEAR, cvecs);
   for (uint32_t cv = 0; cv < cvecs; ++cv) {  // afterwards each requant leaves its sum zeroed
@@ -100,17 +101,19 @@ uint32_t run_gap(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obuf
         }
       }
     }
-    TPQ_ENTER(L_GAP_REQUANT, d.in_c);
-    for (uint32_t c = 0; c < d.in_c; ++c) {
+    TPQ_ENTER(L_GAP_REQUANT, d.out_pitch);
+    for (uint32_t c = 0; c < d.out_pitch; ++c) {  // the padding channels are written as zero
 #pragma HLS PIPELINE II=1
       TPQ_TICK(L_GAP_REQUANT);
-      int32_t& sum = gap_sum[c >> LOG_G][c & (G - 1)];
-      const int32_t v = requant(sum, le32(prm + 8 * c), le32(prm + 8 * c + 4), 0, d);
-      sum = 0;
+      const bool real = c < d.in_c;
+      const uint32_t ca = real ? c : 0;
+      int32_t& sum = gap_sum[ca >> LOG_G][ca & (G - 1)];
+      const int32_t v = real ? requant(sum, le32(prm + 8 * ca), le32(prm + 8 * ca + 4), 0, d) : 0;
+      if (real) sum = 0;
       obuf[0][c * oeb] = static_cast<uint8_t>(v & 0xFF);
       if (oeb == 2) obuf[0][c * oeb + 1] = static_cast<uint8_t>((v >> 8) & 0xFF);
     }
-    const uint64_t row = static_cast<uint64_t>(d.out_c) * oeb;
+    const uint64_t row = static_cast<uint64_t>(d.out_pitch) * oeb;
     store_rows(fout, n * row, row, 1, static_cast<uint32_t>(row), obuf);
   }
   return OK;
