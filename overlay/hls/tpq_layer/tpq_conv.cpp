@@ -137,11 +137,7 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
         }
       }
     } else {
-      for (int l = 0; l < G; ++l) {  // no invalid code, no weight on a padding lane
-#pragma HLS UNROLL
-        const int code = trit_code(wbuf + pos, l);
-        ok = ok && code != 2 && (code == 0 || static_cast<uint32_t>(l) < op.valid);
-      }
+      ok = word_ok(wbuf + pos, op.valid);
     }
     s.bad = s.bad || !ok;
   }

@@ -33,11 +33,7 @@ uint32_t run_dwconv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*o
   for (uint32_t w = 0; w < words; ++w) {
 #pragma HLS PIPELINE II=1
     TPQ_TICK(L_W_CHECK);
-    for (int l = 0; l < G; ++l) {
-#pragma HLS UNROLL
-      const int code = trit_code(wbuf + w * LANE_BYTES, l);
-      ok = ok && code != 2 && (code == 0 || static_cast<uint32_t>(l) < valid);
-    }
+    ok = ok && word_ok(wbuf + w * LANE_BYTES, valid);
     if (++wi == block_words) {
       wi = 0;
       ++b;

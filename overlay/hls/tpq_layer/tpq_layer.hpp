@@ -174,6 +174,17 @@ inline int32_t elem8(uint8_t b, uint32_t t) { return t == ELEM_U8 ? b : static_c
 // The one accessor for the weight stream's bit order: trit of lane l in a lane word
 // (2-bit two's complement code, lane l at bits 2(l%4) of byte l/4). Code 0b10 is invalid.
 inline int trit_code(const uint8_t* word, int l) { return (word[l >> 2] >> (2 * (l & 3))) & 3; }
+// A lane word the MAC may trust: no invalid code 0b10 and no weight on a lane at or past `valid`
+// (padding lanes of a group, or channels past the last of a depthwise block).
+inline bool word_ok(const uint8_t* word, uint32_t valid) {
+  bool ok = true;
+  for (int l = 0; l < G; ++l) {
+#pragma HLS UNROLL
+    const int code = trit_code(word, l);
+    ok = ok && code != 2 && (code == 0 || static_cast<uint32_t>(l) < valid);
+  }
+  return ok;
+}
 inline uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 inline int32_t le32(const uint8_t* p) {
   return static_cast<int32_t>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
