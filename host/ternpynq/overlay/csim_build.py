@@ -24,6 +24,7 @@ from ternpynq.overlay.paths import overlay_dir
 from ternpynq.overlay.regmap import load_regmap, regs_header
 
 KERNEL_SOURCES = ("tpq_layer_top.cpp", "tpq_conv.cpp", "tpq_pool.cpp", "tpq_dw.cpp")
+KERNEL_HEADERS = ("tpq_layer.hpp", "tpq_walk.hpp")  # hashed with the sources
 CXXFLAGS = ("-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas")
 SANITIZE = (
     "-O1",
@@ -52,7 +53,7 @@ def _compile(board: Board, sources: tuple[str, ...], output: str, flags: tuple[s
     src = kernel_dir()
     headers = {"tpq_config.h": config_header(board), "tpq_regs.h": regs_header(load_regmap())}
     digest = hashlib.sha256()
-    for name in sorted({*sources, "tpq_layer.hpp"}):
+    for name in sorted({*sources, *KERNEL_HEADERS}):
         digest.update(name.encode() + (src / name).read_bytes())
     for name, text in sorted(headers.items()):
         digest.update(name.encode() + text.encode())
