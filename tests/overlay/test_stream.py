@@ -76,12 +76,17 @@ def test_empty_groups_take_no_lane_words():
     assert stream.size == 64 and not stream[52:].any()
 
 
-def test_small_groups_pack_several_kernel_positions_per_lane_word():
-    w = np.ones((1, 3, 7, 7), np.int16)  # a first conv: 3 channels x 49 positions = 147 elements
+def test_a_narrow_group_takes_one_lane_word_per_tap_with_its_channels_in_lanes_0_to_gc():
+    w = np.ones((1, 3, 7, 7), np.int16)  # 3 channels x 49 taps: 49 words, lanes 0-2 set
     stream = pack_weights(w, 1, 64)
     assert np.array_equal(unpack_weights(stream, w.shape, 1, 64), w)
-    words = -(-147 // 64)  # 3 lane words instead of 49
-    assert stream[32 : 32 + words * 16].any() and not stream[32 + words * 16 :].any()
+    words = stream[32 : 32 + 49 * 16].reshape(49, 16)  # after the tile and group headers
+    assert (words[:, 0] == 0b010101).all() and not words[:, 1:].any()
+    assert not stream[32 + 49 * 16 :].any()
+    bad = stream.copy()
+    bad[32 + 5 * 16] |= 0b01 << 6  # lane 3 of tap 5: past the group's 3 channels
+    with pytest.raises(StreamError, match="non-zero padding lanes"):
+        unpack_weights(bad, w.shape, 1, 64)
 
 
 def test_tiles_split_at_the_weight_buffer_and_round_trip():

@@ -18,6 +18,7 @@ import numpy as np
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board
 from ternpynq.overlay.fmap import fmap_pixels, fmap_types
+from ternpynq.overlay.hostpack import overlay_layers
 from ternpynq.overlay.stream import MODE, PackedLayer, pack_for_board, set_batch
 
 T_MAX = 5
@@ -35,7 +36,6 @@ def loop_depths(board: Board) -> dict[str, int]:
     """Pipeline depth of every loop label, in cycles, charged once per entry (the loop table)."""
     return {
         "setup": 80,  # descriptor checks and per-layer constants (two sequential divisions)
-        "lane_map": 2,
         "w_head": READ_DEPTH,
         "w_load": READ_DEPTH,
         "w_check": 3,
@@ -192,11 +192,8 @@ def _conv(tally: _Tally, packed: PackedLayer, board: Board) -> tuple[int, int]:
     cin, k, t, cout, n = r["in_c"], r["kernel"], r["trits"], r["out_c"], r["batch"]
     npix = r["out_h"] * r["out_w"]
     pix0, np_ = _pixel_tiles(npix, board)
-    gc = np.minimum(g, cin - np.arange(0, cin, g))
-    words_q = -(-(gc * k * k) // g)  # lane words per plane of each group
+    words_q = np.full(-(-cin // g), k * k, np.int64)  # lane words per plane: one per tap
     head_words = -(-TILE_HEAD // lane)
-    if cin % g:
-        tally.add("lane_map", (cin % g) * k * k)
     tiles = []
     for o0, o1 in packed.tiles:
         n_keep = packed.kept[o0:o1].sum(axis=0)
@@ -294,7 +291,7 @@ def _dwconv(tally: _Tally, r: dict, board: Board) -> None:
     tally.burst("store", pixels * op * oeb, np.full(pixels.size, op * oeb))
 
 
-COMPUTE_LOOPS = ("setup", "lane_map", "w_check", "acc_clear", "mac", "requant", "pool")
+COMPUTE_LOOPS = ("setup", "w_check", "acc_clear", "mac", "requant", "pool")
 COMPUTE_LOOPS += ("gap_sum", "gap_requant", "dw")
 
 
@@ -342,7 +339,7 @@ def network_cycles(bundle: Bundle, board: Board, batch: int = 1) -> list[LayerCy
     """Cycles of every layer of ``bundle`` for one start of ``batch`` images each."""
     types, pixels = fmap_types(bundle), fmap_pixels(bundle, board.g)
     out = []
-    for layer in bundle.layers:
+    for layer in overlay_layers(bundle, board.g):
         packed = pack_for_board(layer, board, types, pixels, data=False)
         set_batch(packed, batch)
         out.append(layer_cycles(packed, board))

@@ -1,4 +1,4 @@
-"""The overlay's DDR formats: compacted weight stream, requant params, feature maps.
+"""The overlay's DDR formats: compacted weight stream and requant params (feature maps: fmap).
 
 Paired pack/unpack functions (docs/overlay.md "DDR layouts"); the HLS side reads the same
 bytes through one accessor each (``trit_code``/``le16`` and ``fm_load`` in tpq_layer.hpp).
@@ -8,11 +8,11 @@ Filters are split into consecutive output-channel tiles that each fit the weight
 is a header ``u16 n_filters, u16 n_groups, u32 tile_bytes`` (the whole tile, header included, so
 the kernel can burst-load it before parsing it), then for each input-channel group ``q`` that at
 least one of its filters keeps (ascending): ``u16 q, u16 n_keep`` and the ``n_keep`` filters
-that keep it (u16, tile-local, ascending), then for each lane word ``v < ceil(gc*k*k/g)``, for
-each of those filters, ``T`` lane words, plane ``T-1`` first (Horner order). Lane ``l`` of word
-``v`` holds element ``v*g + l`` of the group flattened in ``(i, j, c)`` order (channel fastest,
-``gc`` = channels in the group), as the bundle's 2-bit code (0 -> 00, +1 -> 01, -1 -> 11) at
-bits ``2(l%4)`` of byte ``l//4``. Headers are zero-padded to whole lane words of ``g/4``
+that keep it (u16, tile-local, ascending), then for each tap ``v = i*k + j < k*k``, for each of
+those filters, ``T`` lane words, plane ``T-1`` first (Horner order). Lane ``l`` of word ``v``
+holds the weight of channel ``q*g + l`` at tap ``(i, j)``, zero for ``l >= gc`` (``gc`` =
+channels in the group), as the bundle's 2-bit code (0 -> 00, +1 -> 01, -1 -> 11) at bits
+``2(l%4)`` of byte ``l//4``. Headers are zero-padded to whole lane words of ``g/4``
 bytes (at least 2). Pruned groups have no bytes at all. The stream is zero-padded to a
 multiple of ``STREAM_ALIGN``; ``Cout`` x (int32 mult, int32 bias) little-endian follow it.
 """
@@ -40,9 +40,9 @@ NO_PAD = dict.fromkeys(PAD_REGS, 0)
 
 
 def group_words(cin: int, k: int, g: int) -> np.ndarray:
-    """Lane words per plane of each group along Cin: ceil(gc*k*k / g) (gc = group channels)."""
-    gc = np.minimum(g, cin - np.arange(0, cin, g))
-    return -(-(gc * k * k) // g)
+    """Lane words per plane of each group along Cin: one per tap, k*k, whatever its channels
+    (a narrow group leaves lanes gc..g-1 zero, so lane l always reads line-buffer bank l)."""
+    return np.full(-(-cin // g), k * k, np.int64)
 
 
 def _as_conv(weight: np.ndarray) -> np.ndarray:
@@ -129,13 +129,12 @@ def pack_weights(
             keepers = np.flatnonzero(kept[o0:o1, q])
             out.append(_header([int(q), keepers.size, *map(int, keepers)], g))
             c0, c1 = q * g, min(cin, q * g + g)
-            packed = {}  # (o, t) -> all lane words of the group, (i, j, c) element order
+            packed = {}  # (o, t) -> the group's lane words: word v = tap v, lane l = channel l
             for o in keepers:
                 for t in range(trits):
-                    lanes = np.zeros(words[q] * g, np.int8)
-                    elems = planes[t, o0 + o, c0:c1].transpose(1, 2, 0).ravel()
-                    lanes[: elems.size] = elems
-                    packed[o, t] = pack_codes(lanes)
+                    lanes = np.zeros((words[q], g), np.int8)
+                    lanes[:, : c1 - c0] = planes[t, o0 + o, c0:c1].reshape(c1 - c0, -1).T
+                    packed[o, t] = pack_codes(lanes.ravel())
             for v in range(words[q]):
                 for o in keepers:
                     for t in range(trits - 1, -1, -1):  # MSB plane first: Horner
@@ -188,19 +187,14 @@ def unpack_weights(stream: np.ndarray, shape: tuple[int, ...], trits: int, g: in
                 raise StreamError(f"tile at filter {o0}, group {q}: bad filter list")
             prev = q
             c0, c1 = q * g, min(cin, q * g + g)
-            n = (c1 - c0) * k * k
             for v in range(words[q]):
+                i, j = divmod(v, k)
                 for o in keepers:
                     for t in range(trits - 1, -1, -1):
                         lanes = unpack_codes(take(lane), g, "stream")
-                        e0, e1 = v * g, min(n, v * g + g)
-                        if np.any(lanes[max(0, e1 - e0) :]):
+                        if np.any(lanes[c1 - c0 :]):
                             raise StreamError(f"filter {o0 + o} group {q}: non-zero padding lanes")
-                        if e1 > e0:
-                            flat = np.zeros(n, np.int16)
-                            flat[e0:e1] = lanes[: e1 - e0]
-                            block = flat.reshape(k, k, c1 - c0).transpose(2, 0, 1)
-                            weight[o0 + o, c0:c1] += block * np.int16(3**t)
+                        weight[o0 + o, c0:c1, i, j] += lanes[: c1 - c0] * np.int16(3**t)
         if pos - start != lo | hi << 16:
             said = lo | hi << 16
             raise StreamError(f"tile at filter {o0}: header says {said} bytes, has {pos - start}")

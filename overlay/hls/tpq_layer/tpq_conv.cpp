@@ -63,12 +63,12 @@ static uint32_t load_tile(const Desc& d, const uint8_t* wgt, uint64_t wpos, uint
   return OK;
 }
 
-// The next (group, lane word) position of a tile whose inputs the gather fetches: its group q,
-// word v, tap (di, dj) of a full group, the group elements left from word v on, and whether it
-// exists. Advanced by carries: the word after v of the same group, or word 0 of the next kept
-// group, whose header index the caller reads from the weight buffer.
+// The next (group, tap) position of a tile whose inputs the gather fetches: its group q, lane
+// word v = tap (di, dj), its channels gc, and whether it exists. Advanced by carries: the next
+// tap of the same group, or tap 0 of the next kept group, whose header index the caller reads
+// from the weight buffer.
 struct Target {
-  uint32_t q, v, di, dj, left;
+  uint32_t q, v, di, dj, gc;
   bool live;
 };
 
@@ -83,8 +83,7 @@ struct Target {
 // register for distance 1 (HLS: DEPENDENCE inter false on acc plus that bypass). Horner's
 // part[p] is a register: one shift-add per cycle.
 static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
-                     const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
-                     int32_t (*acc)[P]) {
+                     const Tiles& tl, int32_t (*acc)[P]) {
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top),
                 left = static_cast<int32_t>(d.pad_left);
   const uint32_t head_words = pad_lane(TILE_HEAD) / LANE_BYTES, kk = d.kernel * d.kernel;
@@ -100,7 +99,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
   Target tg{0, 0, 0, 0, 0, words > head_words};
   if (tg.live) {
     tg.q = le16(wbuf + head_words * LANE_BYTES);
-    tg.left = group_channels(d.in_c, tg.q) * kk;
+    tg.gc = group_channels(d.in_c, tg.q);
   }
   uint32_t cq = ~0u, cv = ~0u, gp = 0;  // the position x holds; PE gp is gathered next
   uint32_t w = head_words;
@@ -122,8 +121,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
         cq = tg.q;
         cv = tg.v;
         gp = 0;
-        if (tg.left > static_cast<uint32_t>(G)) {  // the next word of the same group
-          tg.left -= G;
+        if (tg.v + 1 < kk) {  // the next tap of the same group
           ++tg.v;
           if (++tg.dj == d.kernel) {
             tg.dj = 0;
@@ -133,7 +131,7 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
           tg.live = s.seen < s.ng;
           tg.q = tg.live ? le16(wbuf + (w + s.body_left) * LANE_BYTES) : 0;
           tg.v = tg.di = tg.dj = 0;
-          tg.left = group_channels(d.in_c, tg.q) * kk;
+          tg.gc = group_channels(d.in_c, tg.q);
         }
       }
       const uint32_t pos = w * LANE_BYTES;
@@ -155,17 +153,15 @@ static void mac_tile(const Desc& d, const Geometry& g, const int16_t* lbuf, cons
       }
     }
     if (tg.live && gp < static_cast<uint32_t>(P)) {  // gather PE gp's word of the target position
-      const bool narrow = group_channels(d.in_c, tg.q) < static_cast<uint32_t>(G);
       const int32_t oy = tl.oy[gp], ox = tl.ox[gp];
-      const uint32_t rs = tl.rs[gp], valid = tg.left < static_cast<uint32_t>(G) ? tg.left : G;
+      const uint32_t rs = tl.rs[gp];
       for (int l = 0; l < G; ++l) {
 #pragma HLS UNROLL
-        const uint32_t di = narrow ? lm_di[tg.v][l] : tg.di, dj = narrow ? lm_dj[tg.v][l] : tg.dj;
-        const uint32_t c = (tg.q << LOG_G) + (narrow ? lm_c[tg.v][l] : l);
-        const int32_t y = oy * stride - top + static_cast<int32_t>(di);
-        const int32_t xx = ox * stride - left + static_cast<int32_t>(dj);
-        const bool use = static_cast<uint32_t>(l) < valid && c < d.in_c && inside(d, y, xx);
-        xn[gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, di, g.ring), xx, c) : 0);
+        const uint32_t c = (tg.q << LOG_G) + l;  // lane l: channel l of the group, bank l
+        const int32_t y = oy * stride - top + static_cast<int32_t>(tg.di);
+        const int32_t xx = ox * stride - left + static_cast<int32_t>(tg.dj);
+        const bool use = static_cast<uint32_t>(l) < tg.gc && inside(d, y, xx);
+        xn[gp][l] = static_cast<int16_t>(use ? lb_at(lbuf, d, slot_add(rs, tg.di, g.ring), xx, c) : 0);
       }
       ++gp;
     }
@@ -219,14 +215,14 @@ static void drain_tile(const Desc& d, uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf
 // they form a DATAFLOW region; a disabled stage (words 0, np 0, last -1) does nothing. The
 // C-simulation runs them in turn and charges the step its slowest stage.
 static void tile_step(const Desc& d, const Geometry& g, int16_t* lbuf, const uint8_t* wbuf, uint32_t words,
-                      const Tiles& tl, const uint8_t (*lm_di)[G], const uint8_t (*lm_dj)[G], const uint8_t (*lm_c)[G],
+                      const Tiles& tl,
                       int32_t (*fill)[P], uint8_t (*obuf)[2 * MAX_C], uint8_t (*rbuf)[MAX_C], const uint8_t* prm,
                       int32_t (*drain)[P], uint32_t np, uint64_t tile_px, uint32_t o0, uint32_t nf,
                       const uint8_t* res, uint8_t* fout, const uint8_t* fin, uint64_t image, Rows& next_row,
                       int32_t last) {
 #pragma HLS DATAFLOW
   TPQ_MARK(m0);
-  if (words > 0) mac_tile(d, g, lbuf, wbuf, words, tl, lm_di, lm_dj, lm_c, fill);
+  if (words > 0) mac_tile(d, g, lbuf, wbuf, words, tl, fill);
   TPQ_MARK(m1);
   if (np > 0) drain_tile(d, obuf, rbuf, prm, drain, tile_px, np, o0, nf, res, fout);
   TPQ_MARK(m2);
@@ -242,40 +238,11 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
 #pragma HLS ARRAY_PARTITION variable=acc type=complete dim=3
   static uint8_t rbuf[TPQ_P][TPQ_MAX_C];
 #pragma HLS ARRAY_PARTITION variable=rbuf type=complete dim=1
-  static uint8_t lm_di[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
-#pragma HLS ARRAY_PARTITION variable=lm_di type=complete dim=2
-  static uint8_t lm_dj[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
-#pragma HLS ARRAY_PARTITION variable=lm_dj type=complete dim=2
-  static uint8_t lm_c[TPQ_MAX_K * TPQ_MAX_K][TPQ_G];
-#pragma HLS ARRAY_PARTITION variable=lm_c type=complete dim=2
 
-  const uint32_t k = d.kernel, nq = groups(d.in_c);
+  const uint32_t k = d.kernel;
   const uint64_t img_in = static_cast<uint64_t>(d.in_h) * d.in_w * d.in_pitch;  // inputs are 8-bit
   const uint32_t npix = d.out_h * d.out_w;
   const int32_t stride = static_cast<int32_t>(d.stride), top = static_cast<int32_t>(d.pad_top);
-
-  // A group narrower than G (the last one when G does not divide Cin: the first conv) packs
-  // several taps into one lane word; its lanes read the line buffer through this table.
-  const uint32_t gc_last = group_channels(d.in_c, nq - 1);
-  if (gc_last < static_cast<uint32_t>(G)) {
-    const uint32_t n = gc_last * k * k;
-    uint32_t c = 0, i = 0, j = 0;
-    TPQ_ENTER(L_LANE_MAP, n);
-    for (uint32_t e = 0; e < n; ++e) {
-#pragma HLS PIPELINE II=1
-      TPQ_TICK(L_LANE_MAP);
-      lm_di[e >> LOG_G][e & (G - 1)] = static_cast<uint8_t>(i);
-      lm_dj[e >> LOG_G][e & (G - 1)] = static_cast<uint8_t>(j);
-      lm_c[e >> LOG_G][e & (G - 1)] = static_cast<uint8_t>(c);
-      if (++c == gc_last) {
-        c = 0;
-        if (++j == k) {
-          j = 0;
-          ++i;
-        }
-      }
-    }
-  }
 
   uint64_t wpos = 0;
   Tiles tl;
@@ -306,7 +273,7 @@ uint32_t run_conv(const Desc& d, const Geometry& g, int16_t* lbuf, uint8_t (*obu
         const bool more = tl.pix0 < npix;
         Tiles nx = tl;
         if (more) nx.advance(g, d.out_w);
-        tile_step(d, g, lbuf, wbuf, more ? words : 0, tl, lm_di, lm_dj, lm_c, acc[bank], obuf, rbuf, prm,
+        tile_step(d, g, lbuf, wbuf, more ? words : 0, tl, acc[bank], obuf, rbuf, prm,
                   acc[bank ^ 1], pending ? prev_np : 0, prev_px, o0, nf, res, fout, fin, n * img_in, next_row,
                   more && nx.pix0 < npix ? nx.oy[nx.np - 1] * stride + reach : -1);
         if (!more) break;

@@ -59,7 +59,6 @@ enum Status : uint32_t {
 // loop's depth is the m_axi `latency` HLS schedules for (64) plus address and store stages.
 enum Loop : int {
   L_SETUP,        // descriptor check and per-layer constants (two 32-bit divisions), once per start
-  L_LANE_MAP,     // lane -> (tap, channel) table of a group narrower than G (the first conv)
   L_W_HEAD,       // burst: the 8-byte tile header
   L_W_LOAD,       // burst: the whole tile into the weight buffer
   L_W_CHECK,      // one lane word of the tile per iteration: headers, filter lists, trit codes
@@ -79,7 +78,6 @@ enum Loop : int {
 constexpr int READ_DEPTH = 64 + 2;
 constexpr uint32_t DEPTH[N_LOOPS] = {
     80,              // setup: two sequential 32-bit dividers (~35 cycles each) and the checks
-    2,               // lane_map
     READ_DEPTH,      // w_head
     READ_DEPTH,      // w_load
     3,               // w_check: read, decode, compare

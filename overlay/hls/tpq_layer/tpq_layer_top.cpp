@@ -9,7 +9,7 @@ thread_local Counters g_count;
 #endif
 
 const char* const LOOP_NAMES[N_LOOPS] = {
-    "setup",    "lane_map", "w_head",  "w_load", "w_check", "p_load", "acc_clear",   "row_load",
+    "setup",    "w_head",  "w_load", "w_check", "p_load", "acc_clear",   "row_load",
     "mac",      "res_load", "requant", "store",  "pool",    "gap_sum", "gap_requant", "dw",
 };
 

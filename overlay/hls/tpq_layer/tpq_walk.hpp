@@ -20,7 +20,7 @@ struct Walk {
   uint32_t nf, ng, nq, trits, cin, kernel, kk, limit;  // limit: the tile's bytes
   uint32_t seen, hdr_pos, hdr_left, body_left;
   int32_t prev_q;
-  uint32_t q, nk, j, t, v, di, dj, left;
+  uint32_t q, nk, j, t, v, di, dj, gc;  // gc: the group's channels, the valid lanes of each word
   bool bad;
 
   void start(const uint8_t* w, const Desc& d, uint32_t bytes) {
@@ -35,7 +35,7 @@ struct Walk {
     kk = d.kernel * d.kernel;
     seen = hdr_pos = hdr_left = body_left = 0;
     prev_q = -1;
-    q = j = t = v = di = dj = left = 0;
+    q = j = t = v = di = dj = gc = 0;
     nk = 1;
     bad = false;
   }
@@ -52,8 +52,8 @@ struct Walk {
       prev_q = static_cast<int32_t>(hq);
       hdr_pos = pos;
       hdr_left = pad_lane(4 + 2 * nk) / LANE_BYTES;  // a shift: LANE_BYTES is a power of two
-      left = group_channels(cin, q) * kk;
-      body_left = ((left + G - 1) >> LOG_G) * nk * trits;
+      gc = group_channels(cin, q);
+      body_left = kk * nk * trits;  // one lane word per tap: lane l is channel q*G + l
       j = v = di = dj = 0;
       t = trits - 1;
       ++seen;
@@ -68,7 +68,7 @@ struct Walk {
       op.v = v;
       op.di = di;
       op.dj = dj;
-      op.valid = left < static_cast<uint32_t>(G) ? left : G;
+      op.valid = gc;
       op.first = t == trits - 1;
       op.last = t == 0;
       --body_left;
@@ -76,10 +76,9 @@ struct Walk {
         --t;
       } else {
         t = trits - 1;
-        if (++j == nk) {  // next lane word of the group: next tap for full groups
+        if (++j == nk) {  // next lane word of the group: the next tap
           j = 0;
           ++v;
-          left = left > static_cast<uint32_t>(G) ? left - G : 0;
           if (++dj == kernel) {
             dj = 0;
             ++di;
