@@ -110,7 +110,10 @@ def test_resnet18_estimate_reports_fps_and_calibrated_resources(resnet18, name):
     board = load_board(name)
     est = estimate(resnet18, board, batch=8)
     assert 0.0 < est["fps_serial"] <= est["fps_overlapped"] <= est["fps_pl"]
-    assert 0.0 < est["arm_share"] < 0.25
+    # the ARM writes the first conv's host-packed windows (112 x 112 x 192 bytes an image)
+    assert 0.0 < est["arm_share"] < 0.6
+    first = est["layers"][0]
+    assert first["name"] == "conv1" and first["loops"]["mac"][0] > 0
     assert est["skip_saving"] > 0.1
     assert set(est["resources"]) == {"lut", "ff", "dsp", "bram36", "uram"}
     for use in est["resources"].values():

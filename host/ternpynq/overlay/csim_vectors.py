@@ -86,12 +86,16 @@ def make_case(
 def network_cases(bundle: Bundle, x: np.ndarray, board: Board) -> list[Case]:
     """One case per layer, each fed the golden model's own input tensor."""
     from ternpynq.overlay.fmap import fmap_pixels, fmap_types
+    from ternpynq.overlay.hostpack import overlay_layers, packed_layer, windows
     from ternpynq.runtime.network import Network
 
     tensors = Network(bundle).run_all(x)
     types, pixels = fmap_types(bundle), fmap_pixels(bundle, board.g)
+    first = packed_layer(bundle, board.g)
+    if first is not None:  # the host writes that conv's windows as its input
+        tensors = {**tensors, "input": windows(tensors["input"], first)}
     cases = []
-    for layer in bundle.layers:
+    for layer in overlay_layers(bundle, board.g):
         res = tensors[layer.residual] if layer.residual else None
         cases.append(make_case(layer, tensors[layer.input], res, types, board, pixels))
     return cases

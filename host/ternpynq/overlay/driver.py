@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle, Layer, Op
-from ternpynq.overlay import cycles, fmap, stream
+from ternpynq.overlay import cycles, fmap, hostpack, stream
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.device import DEFAULT_TIMEOUT_S, Buffer, Device, DeviceError
 from ternpynq.overlay.stream_dw import dw_words
@@ -165,7 +165,12 @@ class Driver:
         self.timeout_s = timeout_s
         self.types = fmap.fmap_types(bundle)
         self.pixels = fmap.fmap_pixels(bundle, self.board.g)  # elements per pixel in DDR
+        # pack_input: the input conv's windows, when the host packs them (hostpack)
+        self.packed_first = hostpack.packed_layer(bundle, self.board.g)
+        layers = hostpack.overlay_layers(bundle, self.board.g)
         shapes = {"input": (bundle.input.channels, *bundle.input.size)}
+        if self.packed_first is not None:
+            shapes["input"] = layers[bundle.layers.index(self.packed_first)].in_shape
         shapes.update({layer.name: tuple(layer.out_shape) for layer in bundle.layers})
         self.shapes = shapes
         sizes = {
@@ -174,7 +179,7 @@ class Driver:
         }
         self.slot_of, self.slot_bytes = assign_slots(bundle, sizes)
         self.steps, chunks, offset = [], [], 0
-        for layer in bundle.layers:
+        for layer in layers:
             check_supported(layer, self.board)
             try:  # filters are split into output-channel tiles that fit the weight buffer
                 packed = stream.pack_for_board(layer, self.board, self.types, self.pixels)
@@ -245,7 +250,8 @@ class Driver:
         n = len(codes)
         self._reserve(n)
         # pack_input + to_device: NCHW int8 -> NHWC bytes in the input tensor's buffer
-        data = fmap.pack_fmap(codes, self.types["input"], self.pixels["input"])
+        packed = codes if self.packed_first is None else hostpack.windows(codes, self.packed_first)
+        data = fmap.pack_fmap(packed, self.types["input"], self.pixels["input"])
         source = self.fmaps[self.slot_of["input"]]
         source.write(data)
         source.flush()

@@ -13,11 +13,15 @@ import argparse
 import json
 from dataclasses import asdict
 
+import numpy as np
+
 import ternpynq
 from ternpynq.bundle.schema import Bundle
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.cycles import network_cycles
 from ternpynq.overlay.driver import check_supported
+from ternpynq.overlay.fmap import fmap_pixels
+from ternpynq.overlay.hostpack import packed_layer
 from ternpynq.overlay.resources import resources
 
 ARCH_G = {"resnet18": 64, "resnet20": 16, "tiny": 16}  # the g the paper prunes each for
@@ -41,8 +45,10 @@ def estimate(bundle: Bundle, board: Board, batch: int = 8) -> dict:
     layers = network_cycles(bundle, board, batch)
     hz = board.clock_mhz * 1e6
     pl_s = sum(layer.total for layer in layers) / hz
-    c, (h, w) = bundle.input.channels, bundle.input.size
-    io_bytes = c * h * w + 2 * bundle.num_classes  # int8 input in, int16 logits out, per image
+    # int8 input in (the input conv's windows when the host packs them), int16 logits out
+    first = packed_layer(bundle, board.g)
+    pixels = first.out_shape[1] * first.out_shape[2] if first else int(np.prod(bundle.input.size))
+    io_bytes = pixels * fmap_pixels(bundle, board.g)["input"] + 2 * bundle.num_classes
     launch_s = len(layers) * board.arm.get("layer_launch_us", 0.0) * 1e-6
     copy_s = batch * io_bytes * board.arm.get("byte_ns", 0.0) * 1e-9
     arm_s = launch_s + copy_s

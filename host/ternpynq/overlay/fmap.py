@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ternpynq.bundle.schema import Bundle, Op
+from ternpynq.overlay.hostpack import input_channels, packed_layer
 
 ELEM_U8, ELEM_I8, ELEM_I16 = 0, 1, 2
 ELEM_RANGE = {ELEM_U8: (0, 255), ELEM_I8: (-128, 127), ELEM_I16: (-32768, 32767)}
@@ -78,10 +79,11 @@ def fmap_bytes(shape: tuple[int, ...], kind: int, pixel: int | None = None) -> i
 
 
 def fmap_pixels(bundle: Bundle, g: int) -> dict[str, int]:
-    """Elements per pixel of every tensor in DDR: the network input as it comes (its few
-    channels are read through the lane map), every other map padded to whole g-words
-    (``pitch``); a max pool's output as its input."""
-    out = {"input": bundle.input.channels}
+    """Elements per pixel of every tensor in DDR, padded to whole g-words (``pitch``): the
+    network input as the overlay reads it (its conv's windows, when the host packs them; else
+    as it comes), every other map; a max pool's output as its input."""
+    c = input_channels(bundle, g)
+    out = {"input": pitch(c, g) if packed_layer(bundle, g) is not None else c}
     for layer in bundle.layers:
         keep = layer.op == Op.MAXPOOL
         out[layer.name] = out[layer.input] if keep else pitch(layer.out_shape[0], g)
