@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ternpynq.bundle.schema import Bundle, Layer, Op
+from ternpynq.bundle.schema import Bundle, Layer
 from ternpynq.overlay.boards import Board, load_board
 from ternpynq.overlay.cycles import layer_cycles
-from ternpynq.overlay.fmap import pack_fmap, pitch, unpack_fmap
+from ternpynq.overlay.fmap import out_pixel, pack_fmap, pitch, unpack_fmap
 from ternpynq.overlay.regmap import load_regmap
 from ternpynq.overlay.stream import pack_for_board, set_batch
 from ternpynq.runtime import ops
@@ -61,15 +61,13 @@ def make_case(
     pixels: dict[str, int] | None = None,
 ) -> Case:
     """Pack ``layer`` for ``board`` with input codes ``x`` (N, ...) and its golden output;
-    ``pixels`` are the elements per pixel of its tensors (default: as ``fmap_pixels`` lays
-    out a bundle)."""
+    ``pixels`` are the elements per pixel of its tensors (default: a network input as it
+    comes, any other input padded, the output as ``out_pixel`` lays it out)."""
     res_type = types[layer.residual] if layer.residual else 0
-    if pixels is None:  # the layout fmap_pixels gives a bundle's tensors
+    if pixels is None:
         cin = layer.in_shape[0]
         pixels = {layer.input: cin if layer.input == "input" else pitch(cin, board.g)}
-        pixels[layer.name] = (
-            pixels[layer.input] if layer.op == Op.MAXPOOL else pitch(layer.out_shape[0], board.g)
-        )
+        pixels[layer.name] = out_pixel(layer, pixels[layer.input], board.g)
     packed = pack_for_board(layer, board, types, pixels)
     n = x.shape[0]
     set_batch(packed, n)

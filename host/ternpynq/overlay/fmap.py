@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ternpynq.bundle.schema import Bundle, Op
-from ternpynq.overlay.hostpack import input_channels, packed_layer
+from ternpynq.bundle.schema import Bundle, Layer, Op
+from ternpynq.overlay.hostpack import packed_layer
 
 ELEM_U8, ELEM_I8, ELEM_I16 = 0, 1, 2
 ELEM_RANGE = {ELEM_U8: (0, 255), ELEM_I8: (-128, 127), ELEM_I16: (-32768, 32767)}
@@ -78,15 +78,19 @@ def fmap_bytes(shape: tuple[int, ...], kind: int, pixel: int | None = None) -> i
     return int(np.prod(shape[1:], dtype=np.int64)) * pixel * elem_bytes(kind)
 
 
+def out_pixel(layer: Layer, in_pixel: int, g: int) -> int:
+    """Elements per pixel of ``layer``'s output: a max pool's as its input's, else padded."""
+    return in_pixel if layer.op == Op.MAXPOOL else pitch(layer.out_shape[0], g)
+
+
 def fmap_pixels(bundle: Bundle, g: int) -> dict[str, int]:
     """Elements per pixel of every tensor in DDR, padded to whole g-words (``pitch``): the
     network input as the overlay reads it (its conv's windows, when the host packs them; else
-    as it comes), every other map; a max pool's output as its input."""
-    c = input_channels(bundle, g)
-    out = {"input": pitch(c, g) if packed_layer(bundle, g) is not None else c}
+    as it comes), every other map as ``out_pixel`` lays it out."""
+    first, c = packed_layer(bundle, g), bundle.input.channels
+    out = {"input": c if first is None else pitch(first.kernel**2 * c, g)}
     for layer in bundle.layers:
-        keep = layer.op == Op.MAXPOOL
-        out[layer.name] = out[layer.input] if keep else pitch(layer.out_shape[0], g)
+        out[layer.name] = out_pixel(layer, out[layer.input], g)
     return out
 
 

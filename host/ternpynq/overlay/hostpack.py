@@ -60,9 +60,3 @@ def overlay_layers(bundle: Bundle, g: int) -> list[Layer]:
     """The layers as the overlay runs them: the input's conv host-packed where it qualifies."""
     first = packed_layer(bundle, g)
     return [as_pointwise(la, g) if la is first else la for la in bundle.layers]
-
-
-def input_channels(bundle: Bundle, g: int) -> int:
-    """Channels of the network input as the overlay reads it (k*k*C when host-packed)."""
-    first = packed_layer(bundle, g)
-    return bundle.input.channels * (first.kernel**2 if first is not None else 1)
