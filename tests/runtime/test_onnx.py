@@ -134,6 +134,16 @@ def test_session_settings_are_explicit(tiny_bundle):
     assert options.get_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16") == "0"
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_the_server_runs_onnx_without_spinning(resnet20_path):
+    # spinning idle threads would take the cores the request threads need
+    from ternpynq.serve import create_app
+
+    app = create_app({"TESTING": True, "MODEL": str(resnet20_path), "BACKEND": "onnx"})
+    options = app.extensions["ternpynq"]().backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_auto_prefers_onnx_when_installed_off_board():

@@ -2,6 +2,7 @@
 
 import io
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from openapi_spec_validator import validate
 from PIL import Image
 
 import ternpynq
+import ternpynq.serve.app as service
 from ternpynq.runtime.network import Network
 from ternpynq.runtime.preprocess import preprocess
 from ternpynq.serve import create_app
@@ -172,3 +174,39 @@ def test_the_default_service_classifies_photos_with_imagenet_labels():
     assert reply.status_code == 200, reply.get_json()
     top = [t["label"] for t in reply.get_json()["results"][0]["top"]]
     assert set(top) == {"Egyptian cat", "tiger cat", "tabby"}
+
+
+def test_decodes_across_requests_are_capped(resnet20_path, monkeypatch):
+    # each decode of a large upload can cost ~90 MB; 16 request threads must not all decode
+    # at once on a 512 MB board
+    app = create_app({"TESTING": True, "MODEL": str(resnet20_path), "MAX_DECODES": 2})
+    app.test_client().post("/v1/classify", data=png(), content_type="image/png")  # load once
+    busy, peak, guard = [0], [0], threading.Lock()
+
+    def slow_preprocess(*args, **kwargs):
+        with guard:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.2)
+        with guard:
+            busy[0] -= 1
+        return preprocess(*args, **kwargs)
+
+    monkeypatch.setattr(service, "preprocess", slow_preprocess)
+    codes = []
+    threads = [
+        threading.Thread(
+            target=lambda: codes.append(
+                app.test_client()
+                .post("/v1/classify", data=png(), content_type="image/png")
+                .status_code
+            )
+        )
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert codes == [200] * 6
+    assert peak[0] == 2  # the cap holds, and the decodes still run in parallel up to it

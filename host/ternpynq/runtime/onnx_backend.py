@@ -11,6 +11,9 @@
 Both graphs are bit-exact with ``emu``. Session settings, on purpose (docs/performance.md):
 - ``intra_op_num_threads`` = ``threads``, or every core this process may use when 0;
   ``inter_op_num_threads`` = 1 with sequential execution (the graph is a chain).
+- ``spin``: idle intra-op threads spin for a while after each run (onnxruntime's default).
+  That is faster alone, but a server turns it off: the spinning takes the cores its request
+  threads need (docs/serving.md).
 - ``ORT_ENABLE_ALL`` graph optimizations: they only fuse, reorder layouts and drop copies;
   the fusion that would turn ``MatMulInteger`` + ``Cast`` + ``Mul`` into float math
   (``MatMulIntegerToFloatFusion``) is disabled by name so the requantization stays in float64.
@@ -34,7 +37,7 @@ DISABLED_OPTIMIZERS = ["MatMulIntegerToFloatFusion", "DynamicQuantizeMatMulFusio
 log = logging.getLogger(__name__)
 
 
-def session_options(threads: int = 0):
+def session_options(threads: int = 0, spin: bool = True):
     """onnxruntime settings used by the backend (see the module docstring)."""
     import onnxruntime as ort
 
@@ -44,6 +47,7 @@ def session_options(threads: int = 0):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.set_denormal_as_zero", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
     options.log_severity_level = 3  # no warnings on stderr for a valid graph
     return options
@@ -70,14 +74,16 @@ def export(bundle: Bundle, graph: str = "auto"):
 class OnnxBackend:
     name = "onnx"
 
-    def __init__(self, bundle: Bundle, threads: int = 0, graph: str = "auto") -> None:
+    def __init__(
+        self, bundle: Bundle, threads: int = 0, graph: str = "auto", spin: bool = True
+    ) -> None:
         import onnxruntime as ort
 
         self.bundle = bundle
         model, self.graph, self.fallback = export(bundle, graph)
         self.session = ort.InferenceSession(
             model.SerializeToString(),
-            session_options(threads),
+            session_options(threads, spin),
             providers=["CPUExecutionProvider"],
             disabled_optimizers=DISABLED_OPTIMIZERS,
         )

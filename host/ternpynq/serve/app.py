@@ -1,8 +1,9 @@
 """Flask app factory for the classification service.
 
 One classifier per app, opened lazily on the first request that needs it: the device behind a
-backend is shared by the whole process. Request threads decode their images in parallel; a
-``Batcher`` worker is the only caller of the backend, so concurrent requests share batches.
+backend is shared by the whole process. Request threads decode their images in parallel, at
+most MAX_DECODES at once (each can cost ~90 MB, and a PYNQ-Z2 has 512 MB); a ``Batcher``
+worker is the only caller of the backend, so concurrent requests share batches.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from werkzeug.exceptions import HTTPException, Unauthorized
 import ternpynq
 from ternpynq.bundle.errors import BundleError
 from ternpynq.bundle.io import load
+from ternpynq.bundle.schema import InputSpec
 from ternpynq.bundle.stats import model_stats
+from ternpynq.runtime import backends
 from ternpynq.runtime.classifier import Classifier
 from ternpynq.runtime.preprocess import preprocess
 from ternpynq.serve.batcher import Batcher
@@ -31,6 +34,10 @@ from ternpynq.serve.openapi import spec
 from ternpynq.serve.page import UPLOAD_PAGE
 
 MAX_IMAGES = 16
+DEFAULT_DECODES = min(4, os.cpu_count() or 1)
+# onnxruntime's spinning idle threads would take the cores the request threads need: at one
+# client they tripled the server's CPU time per request (docs/serving.md)
+SERVING_OPTIONS = {"onnx": {"spin": False}}
 OPEN_PATHS = ("/", "/healthz")  # the page holds no data; it asks for the token itself
 _TOP = re.compile(r"[0-9]{1,4}")
 
@@ -39,8 +46,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app.
 
     Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes), DEFAULT_TOP,
-    MAX_BATCH, BATCH_WINDOW_MS and BATCH_ADAPTIVE (dynamic batching), TOKEN (a bearer
-    token every endpoint but / and /healthz then requires; default $TERNPYNQ_TOKEN, else none).
+    MAX_BATCH, BATCH_WINDOW_MS and BATCH_ADAPTIVE (dynamic batching), MAX_DECODES (images
+    decoded at once, across requests), TOKEN (a bearer token every endpoint but / and
+    /healthz then requires; default $TERNPYNQ_TOKEN, else none).
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -51,17 +59,25 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_BATCH=16,
         BATCH_WINDOW_MS=2.0,
         BATCH_ADAPTIVE=True,
+        MAX_DECODES=DEFAULT_DECODES,
         TOKEN=os.environ.get(TOKEN_ENV) or None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
     state: dict = {}
     lock = threading.Lock()
+    decodes = threading.BoundedSemaphore(app.config["MAX_DECODES"])
+
+    def decode(name: str, data: bytes, spec: InputSpec) -> np.ndarray:
+        with decodes:  # decoding is CPU-bound: more at once than cores only costs memory
+            return preprocess(data, spec, name)
 
     def classifier() -> Classifier:
         with lock:
             if "clf" not in state:
-                clf = Classifier(load(Path(app.config["MODEL"])), backend=app.config["BACKEND"])
+                name = backends.resolve(app.config["BACKEND"])
+                options = SERVING_OPTIONS.get(name, {})
+                clf = Classifier(load(Path(app.config["MODEL"])), backend=name, **options)
                 batcher = Batcher(
                     clf.logits,
                     app.config["MAX_BATCH"],
@@ -143,7 +159,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         top = _top(request.args.get("top"), app.config["DEFAULT_TOP"])
         images = _uploads()
         clf = classifier()
-        codes = np.stack([preprocess(data, clf.bundle.input, name) for name, data in images])
+        codes = np.stack([decode(name, data, clf.bundle.input) for name, data in images])
         ranked = clf.rank(state["batcher"].submit(codes), min(top, clf.bundle.num_classes))
         results = [
             {"image": name, "top": [vars(p) for p in preds]}

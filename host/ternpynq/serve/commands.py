@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=_positive, default=16, help="request threads; at least the clients"
     )
+    p.add_argument(
+        "--max-decodes",
+        type=_positive,
+        default=None,
+        help="images decoded at once across requests (the CPU count, at most 4)",
+    )
     p.add_argument("--max-batch", type=_positive, default=16, help="images per backend batch")
     p.add_argument(
         "--batch-window-ms",
@@ -100,16 +106,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.batch_window_ms <= 1000:
         raise CommandError("--batch-window-ms must be 0 to 1000")
-    app = create_app(
-        {
-            "MODEL": str(args.model),
-            "BACKEND": args.backend,
-            "TOKEN": token,
-            "MAX_BATCH": args.max_batch,
-            "BATCH_WINDOW_MS": args.batch_window_ms,
-            "BATCH_ADAPTIVE": not args.fixed_window,
-        }
-    )
+    config = {
+        "MODEL": str(args.model),
+        "BACKEND": args.backend,
+        "TOKEN": token,
+        "MAX_BATCH": args.max_batch,
+        "BATCH_WINDOW_MS": args.batch_window_ms,
+        "BATCH_ADAPTIVE": not args.fixed_window,
+    }
+    if args.max_decodes is not None:
+        config["MAX_DECODES"] = args.max_decodes
+    app = create_app(config)
     # load the model and open the backend now: a bad model fails here, as one line
     app.extensions["ternpynq"]()
     server = waitress.create_server(  # binds now, so a port in use fails before we print
