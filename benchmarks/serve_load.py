@@ -57,10 +57,27 @@ def multipart(images: list[bytes]) -> tuple[bytes, str]:
 
 
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(args.model)]
-    cmd += ["--backend", args.backend, "--port", str(port), "--max-batch", str(args.max_batch)]
-    cmd += ["--batch-window-ms", str(args.window_ms), "--threads", "32"]
-    cmd += ["--fixed-window"] if args.fixed_window else []
+    if args.workers:  # the scale-out of docs/serving.md: gunicorn, one batcher per worker
+        config = {
+            "MODEL": str(args.model),
+            "BACKEND": args.backend,
+            "MAX_BATCH": args.max_batch,
+            "BATCH_WINDOW_MS": args.window_ms,
+            "BATCH_ADAPTIVE": not args.fixed_window,
+        }
+        cmd = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread"]
+        cmd += [
+            "--threads",
+            "16",
+            "-b",
+            f"127.0.0.1:{port}",
+            f"ternpynq.serve:create_app({config!r})",
+        ]
+    else:
+        cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(args.model)]
+        cmd += ["--backend", args.backend, "--port", str(port)]
+        cmd += ["--max-batch", str(args.max_batch), "--batch-window-ms", str(args.window_ms)]
+        cmd += ["--threads", "32"] + (["--fixed-window"] if args.fixed_window else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -138,6 +155,9 @@ def main() -> int:
     parser.add_argument("--window-ms", type=float, default=2.0)
     parser.add_argument("--fixed-window", action="store_true", help="no adaptive stretching")
     parser.add_argument(
+        "--workers", type=int, default=0, help="serve with gunicorn and this many workers"
+    )
+    parser.add_argument(
         "--cases", default="1x1,4x1,16x1,1x16", help="clients x images per request, comma-separated"
     )
     args = parser.parse_args()
@@ -176,6 +196,7 @@ def main() -> int:
         f"\nbackend {args.backend}, window {args.window_ms} ms "
         f"({'fixed' if args.fixed_window else 'adaptive'}), max batch {args.max_batch}, "
         f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs, "
+        f"{f'gunicorn -w {args.workers}' if args.workers else 'ternpynq serve'}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     print(
