@@ -29,12 +29,11 @@ from ternpynq.runtime import backends
 from ternpynq.runtime.classifier import Classifier
 from ternpynq.runtime.preprocess import preprocess
 from ternpynq.serve.batcher import Batcher
-from ternpynq.serve.commands import TOKEN_ENV
+from ternpynq.serve.commands import DEFAULT_DECODES, TOKEN_ENV
 from ternpynq.serve.openapi import spec
 from ternpynq.serve.page import UPLOAD_PAGE
 
 MAX_IMAGES = 16
-DEFAULT_DECODES = min(4, os.cpu_count() or 1)
 # onnxruntime's spinning idle threads would take the cores the request threads need: at one
 # client they tripled the server's CPU time per request (docs/serving.md)
 SERVING_OPTIONS = {"onnx": {"spin": False}}

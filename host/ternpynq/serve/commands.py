@@ -14,6 +14,9 @@ import ternpynq
 from ternpynq.runtime import backends
 
 TOKEN_ENV = "TERNPYNQ_TOKEN"  # also read by create_app, so gunicorn workers see it too
+# the cores this process may use (sched_getaffinity is Linux-only; the CLI imports this)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+DEFAULT_DECODES = min(4, _CORES or 1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-decodes",
         type=_positive,
-        default=None,
-        help="images decoded at once across requests (the CPU count, at most 4)",
+        default=DEFAULT_DECODES,
+        help=f"images decoded at once across requests ({DEFAULT_DECODES}: the cores, at most 4)",
     )
     p.add_argument("--max-batch", type=_positive, default=16, help="images per backend batch")
     p.add_argument(
@@ -106,17 +109,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.batch_window_ms <= 1000:
         raise CommandError("--batch-window-ms must be 0 to 1000")
-    config = {
-        "MODEL": str(args.model),
-        "BACKEND": args.backend,
-        "TOKEN": token,
-        "MAX_BATCH": args.max_batch,
-        "BATCH_WINDOW_MS": args.batch_window_ms,
-        "BATCH_ADAPTIVE": not args.fixed_window,
-    }
-    if args.max_decodes is not None:
-        config["MAX_DECODES"] = args.max_decodes
-    app = create_app(config)
+    app = create_app(
+        {
+            "MODEL": str(args.model),
+            "BACKEND": args.backend,
+            "TOKEN": token,
+            "MAX_BATCH": args.max_batch,
+            "BATCH_WINDOW_MS": args.batch_window_ms,
+            "BATCH_ADAPTIVE": not args.fixed_window,
+            "MAX_DECODES": args.max_decodes,
+        }
+    )
     # load the model and open the backend now: a bad model fails here, as one line
     app.extensions["ternpynq"]()
     server = waitress.create_server(  # binds now, so a port in use fails before we print
