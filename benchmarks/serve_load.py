@@ -64,6 +64,7 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
             "MAX_BATCH": args.max_batch,
             "BATCH_WINDOW_MS": args.window_ms,
             "BATCH_ADAPTIVE": not args.fixed_window,
+            "BACKEND_PROCESS": not args.in_process_backend,
         }
         cmd = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread"]
         cmd += [
@@ -78,6 +79,7 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
         cmd += ["--backend", args.backend, "--port", str(port)]
         cmd += ["--max-batch", str(args.max_batch), "--batch-window-ms", str(args.window_ms)]
         cmd += ["--threads", "32"] + (["--fixed-window"] if args.fixed_window else [])
+        cmd += ["--no-backend-process"] if args.in_process_backend else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -155,6 +157,11 @@ def main() -> int:
     parser.add_argument("--window-ms", type=float, default=2.0)
     parser.add_argument("--fixed-window", action="store_true", help="no adaptive stretching")
     parser.add_argument(
+        "--in-process-backend",
+        action="store_true",
+        help="run the backend in the server's process (serve --no-backend-process)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=0, help="serve with gunicorn and this many workers"
     )
     parser.add_argument(
@@ -197,6 +204,7 @@ def main() -> int:
         f"({'fixed' if args.fixed_window else 'adaptive'}), max batch {args.max_batch}, "
         f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs, "
         f"{f'gunicorn -w {args.workers}' if args.workers else 'ternpynq serve'}, "
+        f"backend {'in the server process' if args.in_process_backend else 'in a child process'}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     print(

@@ -38,9 +38,12 @@ class Classifier:
     ['class ...', 'class ...']
     """
 
-    def __init__(self, bundle: Bundle, backend: str = "emu", **options) -> None:
+    def __init__(self, bundle: Bundle, backend: str | backends.Backend = "emu", **options) -> None:
+        """``backend``: a name (built from ``bundle`` with ``options``) or an open backend."""
         self.bundle = bundle
-        self.backend = backends.create(backend, bundle, **options)
+        if isinstance(backend, str):
+            backend = backends.create(backend, bundle, **options)
+        self.backend = backend
         self._lock = threading.Lock()
 
     @property

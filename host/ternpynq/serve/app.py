@@ -32,11 +32,16 @@ from ternpynq.serve.batcher import Batcher
 from ternpynq.serve.commands import DEFAULT_DECODES, TOKEN_ENV
 from ternpynq.serve.openapi import spec
 from ternpynq.serve.page import UPLOAD_PAGE
+from ternpynq.serve.worker import ProcessBackend
 
 MAX_IMAGES = 16
 # onnxruntime's spinning idle threads would take the cores the request threads need: at one
 # client they tripled the server's CPU time per request (docs/serving.md)
 SERVING_OPTIONS = {"onnx": {"spin": False}}
+# emu runs in a child process by default, off the request threads' GIL (worker.py). onnx
+# releases the GIL while it runs and gained nothing measurable there (docs/serving.md); the
+# board's driver stays in the server's process, the one owner of the overlay
+PROCESS_BACKENDS = ("emu",)
 OPEN_PATHS = ("/", "/healthz")  # the page holds no data; it asks for the token itself
 _TOP = re.compile(r"[0-9]{1,4}")
 
@@ -46,7 +51,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes), DEFAULT_TOP,
     MAX_BATCH, BATCH_WINDOW_MS and BATCH_ADAPTIVE (dynamic batching), MAX_DECODES (images
-    decoded at once, across requests), TOKEN (a bearer token every endpoint but / and
+    decoded at once, across requests), BACKEND_PROCESS (run emu in a child
+    process), TOKEN (a bearer token every endpoint but / and
     /healthz then requires; default $TERNPYNQ_TOKEN, else none).
     """
     app = Flask(__name__)
@@ -59,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         BATCH_WINDOW_MS=2.0,
         BATCH_ADAPTIVE=True,
         MAX_DECODES=DEFAULT_DECODES,
+        BACKEND_PROCESS=True,
         TOKEN=os.environ.get(TOKEN_ENV) or None,
     )
     if test_config is not None:
@@ -76,7 +83,12 @@ def create_app(test_config: dict | None = None) -> Flask:
             if "clf" not in state:
                 name = backends.resolve(app.config["BACKEND"])
                 options = SERVING_OPTIONS.get(name, {})
-                clf = Classifier(load(Path(app.config["MODEL"])), backend=name, **options)
+                bundle = load(Path(app.config["MODEL"]))  # a bad model fails here, in-process
+                if app.config["BACKEND_PROCESS"] and name in PROCESS_BACKENDS:
+                    child = ProcessBackend(app.config["MODEL"], name, **options)
+                    clf = Classifier(bundle, backend=child)
+                else:
+                    clf = Classifier(bundle, backend=name, **options)
                 batcher = Batcher(
                     clf.logits,
                     app.config["MAX_BATCH"],

@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="never stretch the batching window under load (docs/serving.md)",
     )
+    p.add_argument(
+        "--backend-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run emu in a child process, off the request threads' GIL (default)",
+    )
     p.add_argument("--connection-limit", type=_positive, default=256)
     p.add_argument(
         "--channel-timeout",
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             "BATCH_WINDOW_MS": args.batch_window_ms,
             "BATCH_ADAPTIVE": not args.fixed_window,
             "MAX_DECODES": args.max_decodes,
+            "BACKEND_PROCESS": args.backend_process,
         }
     )
     # load the model and open the backend now: a bad model fails here, as one line

@@ -1,0 +1,150 @@
+"""A CPU backend in its own process, so the server's request threads and the backend do not
+share one GIL.
+
+Measured on 2 cores (docs/serving.md): with ``emu`` in the server's process, 16 clients kept
+the whole server on about one core, since the emulator's numpy calls and the HTTP and decode
+work of the request threads take turns on the GIL. In a child process the backend runs on the
+other core. The child loads the bundle itself (its integrity check included) and answers
+batches over a socket pair; codes and outputs travel as numpy arrays, unchanged, so the
+answers are bit-identical to the backend in-process (tests/serve/test_worker.py).
+
+The child is a fresh ``python`` that calls ``main`` here, not a multiprocessing spawn: spawn re-runs
+the parent's main script, which fails for stdin and notebooks and surprises scripts without a
+``__main__`` guard. A child that dies or stops answering is reported as ``OSError`` (the
+service's 503) and is started again on the next batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+
+ANSWER_TIMEOUT_S = 110.0  # under the batcher's 120 s, so a request hears why it failed
+START_TIMEOUT_S = 120.0
+
+
+class ProcessBackend:
+    """The backend ``name`` built from the bundle at ``model`` in a child process.
+
+    ``options`` go to ``backends.create`` in the child, so they must be JSON values. One
+    caller at a time: ``Classifier`` holds its lock around ``run``.
+    """
+
+    def __init__(self, model: Path | str, name: str, **options) -> None:
+        self.model, self.name, self.options = str(model), name, options
+        self._conn: Connection | None = None
+        self._child: subprocess.Popen | None = None
+        self._start()
+
+    def _start(self) -> None:
+        mine, theirs = socket.socketpair()
+        fd = theirs.fileno()
+        cmd = [sys.executable, "-c", f"from {__name__} import main; main()"]
+        cmd += [str(fd), self.model, self.name]
+        cmd.append(json.dumps(self.options))
+        try:
+            self._child = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL)
+        except OSError:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self._conn = Connection(mine.detach())
+        try:
+            self._answer(START_TIMEOUT_S, "start")
+        except BaseException:
+            self._stop()
+            raise
+
+    def run(self, codes: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) int8 codes -> (N, K) output codes, computed by the child."""
+        if self._child is None or self._child.poll() is not None:
+            self._stop()
+            self._start()
+        try:
+            self._conn.send(codes)
+        except OSError:  # the child is gone: its exit code says more than the socket
+            code = self._stop()
+            raise OSError(f"the {self.name} backend process exited (code {code})") from None
+        return self._answer(ANSWER_TIMEOUT_S, "answer")
+
+    def _answer(self, timeout: float, what: str):
+        try:
+            message = self._conn.recv() if self._conn.poll(timeout) else None
+        except (EOFError, OSError):
+            code = self._stop()
+            raise OSError(f"the {self.name} backend process exited (code {code})") from None
+        if message is None:
+            self._stop(wait=0)  # it is not answering: do not wait for it to say goodbye
+            raise TimeoutError(f"the {self.name} backend process did not {what} in time")
+        status, value = message
+        if status == "value":
+            raise ValueError(value)
+        if status == "error":
+            raise OSError(f"{self.name} backend: {value}")
+        return value
+
+    def _stop(self, wait: float = 5.0) -> int | None:
+        """End the child, politely for up to ``wait`` s; returns its exit code."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):  # it may be gone already
+                self._conn.send(None)
+            self._conn.close()
+            self._conn = None
+        code = None
+        if self._child is not None:
+            try:
+                code = self._child.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                code = self._child.wait(timeout=5)
+            self._child = None
+        return code
+
+    def close(self) -> None:
+        self._stop()
+
+
+def serve(conn: Connection, model: str, name: str, options: dict) -> None:
+    """The child: open the backend, then answer batches until told to stop or orphaned."""
+    from ternpynq.bundle.io import load
+    from ternpynq.runtime import backends
+
+    try:
+        backend = backends.create(name, load(Path(model)), **options)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ok", None))
+    try:
+        while True:
+            try:
+                codes = conn.recv()
+            except EOFError:  # the server is gone
+                return
+            if codes is None:
+                return
+            try:
+                conn.send(("ok", backend.run(codes)))
+            except ValueError as exc:
+                conn.send(("value", str(exc)))
+            except Exception as exc:  # noqa: BLE001 - every failure goes back to the server
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        backend.close()
+
+
+def main() -> None:
+    """The child's entry point: ``fd model name options-json``."""
+    # Ctrl-C reaches the whole process group; the server decides when its child ends
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fd, model, name, options = sys.argv[1:5]
+    serve(Connection(int(fd)), model, name, json.loads(options))

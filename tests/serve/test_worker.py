@@ -1,0 +1,123 @@
+"""The emulator in a child process: the same answers as in-process, and failures as 503s."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import ternpynq
+from ternpynq.runtime import backends
+from ternpynq.runtime.preprocess import preprocess
+from ternpynq.serve import create_app, worker
+from ternpynq.serve.worker import ProcessBackend
+
+
+@pytest.fixture
+def child():
+    backend = ProcessBackend(ternpynq.DEFAULT_MODEL, "emu")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def samples():
+    bundle = ternpynq.load(ternpynq.DEFAULT_MODEL)
+    paths = sorted(ternpynq.SAMPLES_DIR.glob("*.png"))
+    codes = np.stack([preprocess(p.read_bytes(), bundle.input) for p in paths])
+    emu = backends.create("emu", bundle)
+    try:
+        return codes, emu.run(codes)
+    finally:
+        emu.close()
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_answers_are_bit_identical_to_the_emulator_in_process(child, samples):
+    codes, expect = samples
+    out = child.run(codes)
+    assert out.dtype == expect.dtype and np.array_equal(out, expect)
+    assert np.array_equal(child.run(codes[3:4]), expect[3:4])  # batch of one, same row
+
+
+def test_a_wrong_shape_is_a_value_error_and_the_child_lives_on(child, samples):
+    codes, expect = samples
+    with pytest.raises(ValueError, match="shape"):
+        child.run(np.zeros((2, 3, 5, 5), np.int8))
+    assert np.array_equal(child.run(codes), expect)
+
+
+def test_a_child_that_dies_mid_batch_is_an_os_error_then_restarted(child, samples, monkeypatch):
+    codes, expect = samples
+    first = child._child
+    first.kill()
+    first.wait()
+    monkeypatch.setattr(first, "poll", lambda: None)  # as if it died after the liveness check
+    with pytest.raises(OSError, match="exited"):
+        child.run(codes)
+    assert np.array_equal(child.run(codes), expect)
+    assert child._child is not first
+
+
+def test_a_child_that_stops_answering_is_a_timeout_and_is_killed(child, samples, monkeypatch):
+    codes, expect = samples
+    monkeypatch.setattr(worker, "ANSWER_TIMEOUT_S", 0.5)
+    pid = child._child.pid
+    os.kill(pid, signal.SIGSTOP)
+    with pytest.raises(TimeoutError, match="did not answer"):
+        child.run(codes)
+    assert pid_gone(pid)
+    assert np.array_equal(child.run(codes), expect)
+
+
+def test_a_model_the_child_cannot_load_fails_at_start(tmp_path):
+    broken = tmp_path / "broken.tpq"
+    broken.write_bytes(b"TPQ1 not a bundle")
+    with pytest.raises(OSError, match="emu backend: "):
+        ProcessBackend(broken, "emu")
+
+
+def test_close_ends_the_child(samples):
+    backend = ProcessBackend(ternpynq.DEFAULT_MODEL, "emu")
+    child = backend._child
+    backend.close()
+    assert child.returncode == 0 and pid_gone(child.pid)
+
+
+def test_the_service_runs_emu_in_a_child_and_says_503_when_it_dies(samples, monkeypatch):
+    app = create_app({"TESTING": True, "MODEL": str(ternpynq.DEFAULT_MODEL)})
+    client = app.test_client()
+    png = next(iter(sorted(ternpynq.SAMPLES_DIR.glob("*.png")))).read_bytes()
+
+    def classify():
+        return client.post("/v1/classify?top=1", data={"image": (io.BytesIO(png), "a.png")})
+
+    assert classify().status_code == 200
+    backend = app.extensions["ternpynq"]().backend
+    assert isinstance(backend, ProcessBackend)
+    first = backend._child
+    first.kill()
+    first.wait()
+    monkeypatch.setattr(first, "poll", lambda: None)
+    reply = classify()
+    assert reply.status_code == 503 and "exited" not in reply.get_data(as_text=True)
+    assert classify().get_json()["results"][0]["top"][0]["index"] == int(samples[1][0].argmax())
+
+
+def test_backend_process_off_keeps_emu_in_the_server(samples):
+    app = create_app(
+        {"TESTING": True, "MODEL": str(ternpynq.DEFAULT_MODEL), "BACKEND_PROCESS": False}
+    )
+    clf = app.extensions["ternpynq"]()
+    assert not isinstance(clf.backend, ProcessBackend) and clf.backend_name == "emu"
+    assert np.array_equal(clf.backend.run(samples[0]), samples[1])
