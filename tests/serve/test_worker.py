@@ -18,7 +18,7 @@ from ternpynq.serve.worker import ProcessBackend
 
 @pytest.fixture
 def child():
-    backend = ProcessBackend(ternpynq.DEFAULT_MODEL, "emu")
+    backend = ProcessBackend(ternpynq.load(ternpynq.DEFAULT_MODEL), "emu")
     yield backend
     backend.close()
 
@@ -80,15 +80,26 @@ def test_a_child_that_stops_answering_is_a_timeout_and_is_killed(child, samples,
     assert np.array_equal(child.run(codes), expect)
 
 
-def test_a_model_the_child_cannot_load_fails_at_start(tmp_path):
-    broken = tmp_path / "broken.tpq"
-    broken.write_bytes(b"TPQ1 not a bundle")
-    with pytest.raises(OSError, match="emu backend: "):
-        ProcessBackend(broken, "emu")
+def test_a_backend_the_child_cannot_open_fails_at_start(tiny_bundle):
+    with pytest.raises(OSError, match="emu backend: TypeError"):
+        ProcessBackend(tiny_bundle, "emu", no_such_option=1)
+
+
+def test_the_child_runs_the_servers_bundle_not_a_file(resnet20_bundle):
+    # a bundle that was never saved: the child gets its bytes, so a restart after the file
+    # on disk changed still runs the model the server labels with
+    codes = np.random.default_rng(0).integers(-128, 128, (3, 1, 28, 28), dtype=np.int8)
+    emu = backends.create("emu", resnet20_bundle)
+    backend = ProcessBackend(resnet20_bundle, "emu")
+    try:
+        assert np.array_equal(backend.run(codes), emu.run(codes))
+    finally:
+        backend.close()
+        emu.close()
 
 
 def test_close_ends_the_child(samples):
-    backend = ProcessBackend(ternpynq.DEFAULT_MODEL, "emu")
+    backend = ProcessBackend(ternpynq.load(ternpynq.DEFAULT_MODEL), "emu")
     child = backend._child
     backend.close()
     assert child.returncode == 0 and pid_gone(child.pid)

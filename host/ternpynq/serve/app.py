@@ -85,7 +85,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                 options = SERVING_OPTIONS.get(name, {})
                 bundle = load(Path(app.config["MODEL"]))  # a bad model fails here, in-process
                 if app.config["BACKEND_PROCESS"] and name in PROCESS_BACKENDS:
-                    child = ProcessBackend(app.config["MODEL"], name, **options)
+                    child = ProcessBackend(bundle, name, **options)
                     clf = Classifier(bundle, backend=child)
                 else:
                     clf = Classifier(bundle, backend=name, **options)

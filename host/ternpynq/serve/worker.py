@@ -4,9 +4,10 @@ share one GIL.
 Measured on 2 cores (docs/serving.md): with ``emu`` in the server's process, 16 clients kept
 the whole server on about one core, since the emulator's numpy calls and the HTTP and decode
 work of the request threads take turns on the GIL. In a child process the backend runs on the
-other core. The child loads the bundle itself (its integrity check included) and answers
-batches over a socket pair; codes and outputs travel as numpy arrays, unchanged, so the
-answers are bit-identical to the backend in-process (tests/serve/test_worker.py).
+other core. The child is sent the server's bundle as bytes (``to_bytes``, checksum
+included), so a restarted child runs the same model even if the file on disk has changed.
+It answers batches over a socket pair; codes and outputs travel as numpy arrays, unchanged,
+so the answers are bit-identical to the backend in-process (tests/serve/test_worker.py).
 
 The child is a fresh ``python`` that calls ``main`` here, not a multiprocessing spawn: spawn re-runs
 the parent's main script, which fails for stdin and notebooks and surprises scripts without a
@@ -23,23 +24,24 @@ import socket
 import subprocess
 import sys
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import numpy as np
+
+from ternpynq.bundle import Bundle, from_bytes, to_bytes
 
 ANSWER_TIMEOUT_S = 110.0  # under the batcher's 120 s, so a request hears why it failed
 START_TIMEOUT_S = 120.0
 
 
 class ProcessBackend:
-    """The backend ``name`` built from the bundle at ``model`` in a child process.
+    """The backend ``name`` for ``bundle``, in a child process.
 
     ``options`` go to ``backends.create`` in the child, so they must be JSON values. One
     caller at a time: ``Classifier`` holds its lock around ``run``.
     """
 
-    def __init__(self, model: Path | str, name: str, **options) -> None:
-        self.model, self.name, self.options = str(model), name, options
+    def __init__(self, bundle: Bundle, name: str, **options) -> None:
+        self.bundle, self.name, self.options = bundle, name, options
         self._conn: Connection | None = None
         self._child: subprocess.Popen | None = None
         self._start()
@@ -48,7 +50,7 @@ class ProcessBackend:
         mine, theirs = socket.socketpair()
         fd = theirs.fileno()
         cmd = [sys.executable, "-c", f"from {__name__} import main; main()"]
-        cmd += [str(fd), self.model, self.name]
+        cmd += [str(fd), self.name]
         cmd.append(json.dumps(self.options))
         try:
             self._child = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL)
@@ -59,6 +61,7 @@ class ProcessBackend:
             theirs.close()
         self._conn = Connection(mine.detach())
         try:
+            self._conn.send_bytes(to_bytes(self.bundle))  # serialised again, not kept
             self._answer(START_TIMEOUT_S, "start")
         except BaseException:
             self._stop()
@@ -113,13 +116,16 @@ class ProcessBackend:
         self._stop()
 
 
-def serve(conn: Connection, model: str, name: str, options: dict) -> None:
+def serve(conn: Connection, name: str, options: dict) -> None:
     """The child: open the backend, then answer batches until told to stop or orphaned."""
-    from ternpynq.bundle.io import load
     from ternpynq.runtime import backends
 
     try:
-        backend = backends.create(name, load(Path(model)), **options)
+        blob = conn.recv_bytes()
+    except EOFError:  # the server went before it sent the model
+        return
+    try:
+        backend = backends.create(name, from_bytes(blob), **options)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -143,8 +149,8 @@ def serve(conn: Connection, model: str, name: str, options: dict) -> None:
 
 
 def main() -> None:
-    """The child's entry point: ``fd model name options-json``."""
+    """The child's entry point: ``fd name options-json``; the bundle comes over ``fd``."""
     # Ctrl-C reaches the whole process group; the server decides when its child ends
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    fd, model, name, options = sys.argv[1:5]
-    serve(Connection(int(fd)), model, name, json.loads(options))
+    fd, name, options = sys.argv[1:4]
+    serve(Connection(int(fd)), name, json.loads(options))
