@@ -108,7 +108,7 @@ def test_close_ends_the_child(samples):
 def test_the_service_runs_emu_in_a_child_and_says_503_when_it_dies(samples, monkeypatch):
     app = create_app({"TESTING": True, "MODEL": str(ternpynq.DEFAULT_MODEL)})
     client = app.test_client()
-    png = next(iter(sorted(ternpynq.SAMPLES_DIR.glob("*.png")))).read_bytes()
+    png = sorted(ternpynq.SAMPLES_DIR.glob("*.png"))[0].read_bytes()
 
     def classify():
         return client.post("/v1/classify?top=1", data={"image": (io.BytesIO(png), "a.png")})

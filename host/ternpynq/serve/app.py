@@ -51,9 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     Config keys: MODEL (path), BACKEND (name), MAX_CONTENT_LENGTH (bytes), DEFAULT_TOP,
     MAX_BATCH, BATCH_WINDOW_MS and BATCH_ADAPTIVE (dynamic batching), MAX_DECODES (images
-    decoded at once, across requests), BACKEND_PROCESS (run emu in a child
-    process), TOKEN (a bearer token every endpoint but / and
-    /healthz then requires; default $TERNPYNQ_TOKEN, else none).
+    decoded at once, across requests), BACKEND_PROCESS (run emu in a child process), TOKEN
+    (a bearer token every endpoint but / and /healthz then requires; default
+    $TERNPYNQ_TOKEN, else none).
     """
     app = Flask(__name__)
     app.config.from_mapping(

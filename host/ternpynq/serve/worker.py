@@ -9,9 +9,9 @@ included), so a restarted child runs the same model even if the file on disk has
 It answers batches over a socket pair; codes and outputs travel as numpy arrays, unchanged,
 so the answers are bit-identical to the backend in-process (tests/serve/test_worker.py).
 
-The child is a fresh ``python`` that calls ``main`` here, not a multiprocessing spawn: spawn re-runs
-the parent's main script, which fails for stdin and notebooks and surprises scripts without a
-``__main__`` guard. A child that dies or stops answering is reported as ``OSError`` (the
+The child is a fresh ``python`` that calls ``main`` here, not a multiprocessing spawn: spawn
+re-runs the parent's main script, which fails for stdin and notebooks and surprises scripts
+without a ``__main__`` guard. A child that dies or stops answering is reported as ``OSError`` (the
 service's 503) and is started again on the next batch.
 """
 
@@ -49,9 +49,8 @@ class ProcessBackend:
     def _start(self) -> None:
         mine, theirs = socket.socketpair()
         fd = theirs.fileno()
-        cmd = [sys.executable, "-c", f"from {__name__} import main; main()"]
-        cmd += [str(fd), self.name]
-        cmd.append(json.dumps(self.options))
+        entry = f"from {__name__} import main; main()"
+        cmd = [sys.executable, "-c", entry, str(fd), self.name, json.dumps(self.options)]
         try:
             self._child = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL)
         except OSError:
@@ -75,16 +74,14 @@ class ProcessBackend:
         try:
             self._conn.send(codes)
         except OSError:  # the child is gone: its exit code says more than the socket
-            code = self._stop()
-            raise OSError(f"the {self.name} backend process exited (code {code})") from None
+            raise self._exited() from None
         return self._answer(ANSWER_TIMEOUT_S, "answer")
 
     def _answer(self, timeout: float, what: str):
         try:
             message = self._conn.recv() if self._conn.poll(timeout) else None
         except (EOFError, OSError):
-            code = self._stop()
-            raise OSError(f"the {self.name} backend process exited (code {code})") from None
+            raise self._exited() from None
         if message is None:
             self._stop(wait=0)  # it is not answering: do not wait for it to say goodbye
             raise TimeoutError(f"the {self.name} backend process did not {what} in time")
@@ -94,6 +91,11 @@ class ProcessBackend:
         if status == "error":
             raise OSError(f"{self.name} backend: {value}")
         return value
+
+    def _exited(self) -> OSError:
+        """The error for a child found gone, after collecting its exit code."""
+        code = self._stop()
+        return OSError(f"the {self.name} backend process exited (code {code})")
 
     def _stop(self, wait: float = 5.0) -> int | None:
         """End the child, politely for up to ``wait`` s; returns its exit code."""
