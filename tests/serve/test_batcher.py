@@ -1,8 +1,10 @@
 """Dynamic batching: shared batches, answers bit-identical to running each image alone."""
 
 import io
+import queue
 import threading
 import time
+from concurrent import futures as cf
 
 import numpy as np
 import pytest
@@ -146,3 +148,73 @@ def test_split_cost_is_the_cheapest_recent_call(per_call, per_image, low, high):
         batcher.submit(np.zeros((n, 1, 1, 1), np.int8))
     batcher.close()
     assert low <= batcher.split_cost() <= high
+
+
+def test_a_plain_backend_never_runs_two_batches_at_once():
+    # the board's driver and the in-process backends are called one batch at a time, though
+    # the next batch is gathered while one runs
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def run(codes):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return codes.reshape(len(codes), -1)[:, :1]
+
+    batcher = Batcher(run, max_batch=4, window_s=0.001)
+    got: dict[tuple[int, int], np.ndarray] = {}
+
+    def client(k: int) -> None:
+        for i in range(5):
+            got[k, i] = batcher.submit(np.full((1, 1, 1, 1), 10 * k + i, np.int8))
+
+    run_clients(client, 8)
+    batcher.close()
+    assert most[0] == 1 and len(batcher.batch_sizes) > 1
+    assert all(out[0, 0] == 10 * k + i for (k, i), out in got.items()) and len(got) == 40
+
+
+def test_a_pipelined_backend_gets_the_next_batch_while_it_computes_one():
+    # a device that runs what it is sent in order, like the server's child process
+    sent: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def device() -> None:
+        while (job := sent.get()) is not None:
+            codes, answer = job
+            time.sleep(0.02)
+            answer.set_result(codes.reshape(len(codes), -1)[:, :1])
+
+    def start(codes):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        answer = cf.Future()
+        sent.put((codes, answer))
+
+        def wait():
+            out = answer.result(timeout=10)
+            with lock:
+                in_flight[0] -= 1
+            return out
+
+        return wait
+
+    threading.Thread(target=device, daemon=True).start()
+    batcher = Batcher(None, max_batch=4, window_s=0.001, start=start)
+    got: dict[tuple[int, int], np.ndarray] = {}
+
+    def client(k: int) -> None:
+        for i in range(5):
+            got[k, i] = batcher.submit(np.full((1, 1, 1, 1), 10 * k + i, np.int8))
+
+    run_clients(client, 8)
+    batcher.close()
+    sent.put(None)
+    assert most[0] == 2  # the next batch was queued while one computed, and no more
+    assert all(out[0, 0] == 10 * k + i for (k, i), out in got.items()) and len(got) == 40

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -60,8 +61,7 @@ def test_a_wrong_shape_is_a_value_error_and_the_child_lives_on(child, samples):
 def test_a_child_that_dies_mid_batch_is_an_os_error_then_restarted(child, samples, monkeypatch):
     codes, expect = samples
     first = child._child
-    first.kill()
-    first.wait()
+    first.kill()  # not collected: to the server it looks alive until the batch fails
     monkeypatch.setattr(first, "poll", lambda: None)  # as if it died after the liveness check
     with pytest.raises(OSError, match="exited"):
         child.run(codes)
@@ -118,7 +118,6 @@ def test_the_service_runs_emu_in_a_child_and_says_503_when_it_dies(samples, monk
     assert isinstance(backend, ProcessBackend)
     first = backend._child
     first.kill()
-    first.wait()
     monkeypatch.setattr(first, "poll", lambda: None)
     reply = classify()
     assert reply.status_code == 503 and "exited" not in reply.get_data(as_text=True)
@@ -132,3 +131,34 @@ def test_backend_process_off_keeps_emu_in_the_server(samples):
     clf = app.extensions["ternpynq"]()
     assert not isinstance(clf.backend, ProcessBackend) and clf.backend_name == "emu"
     assert np.array_equal(clf.backend.run(samples[0]), samples[1])
+
+
+def test_a_batch_sent_while_one_computes_is_answered_in_order(child, samples):
+    codes, expect = samples
+    first, second = child.send(codes[:6]), child.send(codes[6:])
+    assert np.array_equal(first(), expect[:6]) and np.array_equal(second(), expect[6:])
+
+
+def test_a_child_that_dies_with_two_batches_queued_fails_both_then_restarts(child, samples):
+    codes, expect = samples
+    os.kill(child._child.pid, signal.SIGSTOP)  # both batches are still queued when it dies
+    first, second = child.send(codes), child.send(codes)
+    child._child.kill()
+    for wait in (first, second):
+        with pytest.raises(OSError, match="exited"):
+            wait()
+    assert np.array_equal(child.run(codes), expect)
+
+
+def test_a_batch_sent_after_a_death_waits_for_the_old_batches_then_restarts(child, samples):
+    codes, expect = samples
+    os.kill(child._child.pid, signal.SIGSTOP)
+    first = child.send(codes)
+    child._child.kill()
+    child._child.wait()  # dead before the next send looks
+    failed = []
+    waiter = threading.Timer(0.3, lambda: failed.append(pytest.raises(OSError, first)))
+    waiter.start()  # the old batch's waiter comes late, as a batcher's can
+    assert np.array_equal(child.run(codes), expect)  # not a 503: it waited, then restarted
+    waiter.join()
+    assert failed and "exited" in str(failed[0].value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,17 @@ class Classifier:
         """(N, C, H, W) int8 codes -> (N, K) float logits (output codes × output scale)."""
         with self._lock:
             out = self.backend.run(codes)
+        return self._scaled(out)
+
+    def start(self, codes: np.ndarray) -> Callable[[], np.ndarray]:
+        """``logits`` in two steps, on a backend with ``send`` (``serve.worker.ProcessBackend``):
+        queue ``codes``, and return the function that waits for their logits. The backend
+        takes the next batch while it computes this one; the caller waits for the answers in
+        the order it sent them (``serve.batcher`` does), so this lock is not taken."""
+        wait = self.backend.send(codes)
+        return lambda: self._scaled(wait())
+
+    def _scaled(self, out: np.ndarray) -> np.ndarray:
         return out.astype(np.float64) * self.bundle.output_scale
 
     def classify(self, images: list, top: int = 5) -> list[list[Prediction]]:

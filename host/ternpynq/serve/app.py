@@ -84,9 +84,11 @@ def create_app(test_config: dict | None = None) -> Flask:
                 name = backends.resolve(app.config["BACKEND"])
                 options = SERVING_OPTIONS.get(name, {})
                 bundle = load(Path(app.config["MODEL"]))  # a bad model fails here, in-process
+                start = None  # a child process is sent the next batch while it computes
                 if app.config["BACKEND_PROCESS"] and name in PROCESS_BACKENDS:
                     child = ProcessBackend(bundle, name, **options)
                     clf = Classifier(bundle, backend=child)
+                    start = clf.start
                 else:
                     clf = Classifier(bundle, backend=name, **options)
                 batcher = Batcher(
@@ -94,6 +96,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                     app.config["MAX_BATCH"],
                     app.config["BATCH_WINDOW_MS"] / 1000,
                     app.config["BATCH_ADAPTIVE"],
+                    start=start,
                 )
                 state.update(clf=clf, batcher=batcher)
                 atexit.register(clf.close)

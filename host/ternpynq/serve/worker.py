@@ -23,6 +23,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -36,14 +38,20 @@ START_TIMEOUT_S = 120.0
 class ProcessBackend:
     """The backend ``name`` for ``bundle``, in a child process.
 
-    ``options`` go to ``backends.create`` in the child, so they must be JSON values. One
-    caller at a time: ``Classifier`` holds its lock around ``run``.
+    ``options`` go to ``backends.create`` in the child, so they must be JSON values. ``send``
+    queues a batch and returns the function that waits for its output, so the next batch can
+    be queued while the child computes this one: the child then starts it without waiting for
+    the server's GIL (docs/serving.md). The child answers in the order sent, so the caller
+    must wait for the answers in that order, as the batcher does; ``run`` is send-and-wait.
     """
 
     def __init__(self, bundle: Bundle, name: str, **options) -> None:
         self.bundle, self.name, self.options = bundle, name, options
         self._conn: Connection | None = None
         self._child: subprocess.Popen | None = None
+        self._in_flight = 0  # batches sent and not yet answered
+        # the child, its socket and the count above; notified when a batch is answered
+        self._lock = threading.Condition(threading.RLock())
         self._start()
 
     def _start(self) -> None:
@@ -61,29 +69,52 @@ class ProcessBackend:
         self._conn = Connection(mine.detach())
         try:
             self._conn.send_bytes(to_bytes(self.bundle))  # serialised again, not kept
-            self._answer(START_TIMEOUT_S, "start")
+            self._answer(self._conn, START_TIMEOUT_S, "start")
         except BaseException:
             self._stop()
             raise
 
     def run(self, codes: np.ndarray) -> np.ndarray:
         """(N, C, H, W) int8 codes -> (N, K) output codes, computed by the child."""
-        if self._child is None or self._child.poll() is not None:
-            self._stop()
-            self._start()
-        try:
-            self._conn.send(codes)
-        except OSError:  # the child is gone: its exit code says more than the socket
-            raise self._exited() from None
-        return self._answer(ANSWER_TIMEOUT_S, "answer")
+        return self.send(codes)()
 
-    def _answer(self, timeout: float, what: str):
+    def send(self, codes: np.ndarray) -> Callable[[], np.ndarray]:
+        """Queue ``codes`` for the child; returns the function that waits for its output."""
+        with self._lock:
+            if not self._alive():
+                # batches sent to the dead child hear its end of file soon; restart after
+                if not self._lock.wait_for(lambda: not self._in_flight, timeout=5):
+                    raise self._exited()
+                self._stop()
+                self._start()
+            conn = self._conn
+            try:
+                conn.send(codes)
+            except OSError:  # the child is gone: its exit code says more than the socket
+                raise self._exited() from None
+            self._in_flight += 1
+
+        def wait() -> np.ndarray:
+            try:
+                return self._answer(conn, ANSWER_TIMEOUT_S, "answer")
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    self._lock.notify_all()
+
+        return wait
+
+    def _alive(self) -> bool:
+        child = self._child  # one collected by _kill has its return code already
+        return child is not None and child.returncode is None and child.poll() is None
+
+    def _answer(self, conn: Connection, timeout: float, what: str):
         try:
-            message = self._conn.recv() if self._conn.poll(timeout) else None
+            message = conn.recv() if conn.poll(timeout) else None
         except (EOFError, OSError):
             raise self._exited() from None
         if message is None:
-            self._stop(wait=0)  # it is not answering: do not wait for it to say goodbye
+            self._kill()  # it is not answering: do not wait for it to say goodbye
             raise TimeoutError(f"the {self.name} backend process did not {what} in time")
         status, value = message
         if status == "value":
@@ -94,25 +125,35 @@ class ProcessBackend:
 
     def _exited(self) -> OSError:
         """The error for a child found gone, after collecting its exit code."""
-        code = self._stop()
-        return OSError(f"the {self.name} backend process exited (code {code})")
+        return OSError(f"the {self.name} backend process exited (code {self._kill()})")
+
+    def _kill(self) -> int | None:
+        """End the child now and collect its exit code. The socket stays open: another
+        thread may be waiting on it, and hears the child's end as end of file."""
+        with self._lock:
+            if self._child is None:
+                return None
+            if self._child.poll() is None:
+                self._child.kill()
+            return self._child.wait(timeout=5)
 
     def _stop(self, wait: float = 5.0) -> int | None:
         """End the child, politely for up to ``wait`` s; returns its exit code."""
-        if self._conn is not None:
-            with contextlib.suppress(OSError):  # it may be gone already
-                self._conn.send(None)
-            self._conn.close()
-            self._conn = None
-        code = None
-        if self._child is not None:
-            try:
-                code = self._child.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-                code = self._child.wait(timeout=5)
-            self._child = None
-        return code
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(OSError):  # it may be gone already
+                    self._conn.send(None)
+                self._conn.close()
+                self._conn = None
+            code = None
+            if self._child is not None:
+                try:
+                    code = self._child.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    self._child.kill()
+                    code = self._child.wait(timeout=5)
+                self._child = None
+            return code
 
     def close(self) -> None:
         self._stop()
