@@ -1,7 +1,9 @@
-"""Helpers for tests that drive `ternpynq serve` as a real process on loopback."""
+"""Helpers for tests that drive `ternpynq serve` as a real process on loopback, and a counter
+of how many threads are inside a section at once."""
 
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,3 +31,21 @@ def wait_until_listening(proc: subprocess.Popen, base: str, limit: float = 60) -
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, f"server did not start within {limit} s"
             time.sleep(0.2)
+
+
+class Peak:
+    """``with peak:`` around a section; ``peak.most`` is the most threads inside it at once."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Peak":
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.now -= 1

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from openapi_spec_validator import validate
 from PIL import Image
+from serve_harness import Peak
 
 import ternpynq
 import ternpynq.serve.app as service
@@ -181,15 +182,11 @@ def test_decodes_across_requests_are_capped(resnet20_path, monkeypatch):
     # at once on a 512 MB board
     app = create_app({"TESTING": True, "MODEL": str(resnet20_path), "MAX_DECODES": 2})
     app.test_client().post("/v1/classify", data=png(), content_type="image/png")  # load once
-    busy, peak, guard = [0], [0], threading.Lock()
+    decoding = Peak()
 
     def slow_preprocess(*args, **kwargs):
-        with guard:
-            busy[0] += 1
-            peak[0] = max(peak[0], busy[0])
-        time.sleep(0.2)
-        with guard:
-            busy[0] -= 1
+        with decoding:
+            time.sleep(0.2)
         return preprocess(*args, **kwargs)
 
     monkeypatch.setattr(service, "preprocess", slow_preprocess)
@@ -209,4 +206,4 @@ def test_decodes_across_requests_are_capped(resnet20_path, monkeypatch):
     for t in threads:
         t.join(timeout=60)
     assert codes == [200] * 6
-    assert peak[0] == 2  # the cap holds, and the decodes still run in parallel up to it
+    assert decoding.most == 2  # the cap holds, and the decodes still run in parallel up to it

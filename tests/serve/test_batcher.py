@@ -9,6 +9,7 @@ from concurrent import futures as cf
 import numpy as np
 import pytest
 from PIL import Image
+from serve_harness import Peak
 
 from ternpynq.runtime.classifier import Classifier
 from ternpynq.runtime.network import Network
@@ -153,36 +154,22 @@ def test_split_cost_is_the_cheapest_recent_call(per_call, per_image, low, high):
 def test_a_plain_backend_never_runs_two_batches_at_once():
     # the board's driver and the in-process backends are called one batch at a time, though
     # the next batch is gathered while one runs
-    running, most = [0], [0]
-    lock = threading.Lock()
+    running = Peak()
 
     def run(codes):
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.02)
-        with lock:
-            running[0] -= 1
+        with running:
+            time.sleep(0.02)
         return codes.reshape(len(codes), -1)[:, :1]
 
     batcher = Batcher(run, max_batch=4, window_s=0.001)
-    got: dict[tuple[int, int], np.ndarray] = {}
-
-    def client(k: int) -> None:
-        for i in range(5):
-            got[k, i] = batcher.submit(np.full((1, 1, 1, 1), 10 * k + i, np.int8))
-
-    run_clients(client, 8)
-    batcher.close()
-    assert most[0] == 1 and len(batcher.batch_sizes) > 1
-    assert all(out[0, 0] == 10 * k + i for (k, i), out in got.items()) and len(got) == 40
+    each_gets_its_own_row(batcher)
+    assert running.most == 1 and len(batcher.batch_sizes) > 1
 
 
 def test_a_pipelined_backend_gets_the_next_batch_while_it_computes_one():
     # a device that runs what it is sent in order, like the server's child process
     sent: queue.SimpleQueue = queue.SimpleQueue()
-    in_flight, most = [0], [0]
-    lock = threading.Lock()
+    in_flight = Peak()
 
     def device() -> None:
         while (job := sent.get()) is not None:
@@ -191,22 +178,27 @@ def test_a_pipelined_backend_gets_the_next_batch_while_it_computes_one():
             answer.set_result(codes.reshape(len(codes), -1)[:, :1])
 
     def start(codes):
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
+        in_flight.__enter__()  # left when its answer is collected
         answer = cf.Future()
         sent.put((codes, answer))
 
         def wait():
             out = answer.result(timeout=10)
-            with lock:
-                in_flight[0] -= 1
+            in_flight.__exit__()
             return out
 
         return wait
 
     threading.Thread(target=device, daemon=True).start()
     batcher = Batcher(None, max_batch=4, window_s=0.001, start=start)
+    each_gets_its_own_row(batcher)
+    sent.put(None)
+    assert in_flight.most == 2  # the next batch was queued while one computed, and no more
+
+
+def each_gets_its_own_row(batcher: Batcher) -> None:
+    """8 clients submit 5 images each, one at a time; each answer is that image's row (the
+    test backends answer with an image's first code). Closes ``batcher``."""
     got: dict[tuple[int, int], np.ndarray] = {}
 
     def client(k: int) -> None:
@@ -215,6 +207,4 @@ def test_a_pipelined_backend_gets_the_next_batch_while_it_computes_one():
 
     run_clients(client, 8)
     batcher.close()
-    sent.put(None)
-    assert most[0] == 2  # the next batch was queued while one computed, and no more
     assert all(out[0, 0] == 10 * k + i for (k, i), out in got.items()) and len(got) == 40

@@ -150,8 +150,7 @@ class ProcessBackend:
                 try:
                     code = self._child.wait(timeout=wait)
                 except subprocess.TimeoutExpired:
-                    self._child.kill()
-                    code = self._child.wait(timeout=5)
+                    code = self._kill()
                 self._child = None
             return code
 
