@@ -22,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -80,7 +81,11 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
         cmd += ["--max-batch", str(args.max_batch), "--batch-window-ms", str(args.window_ms)]
         cmd += ["--threads", "32"] + (["--fixed-window"] if args.fixed_window else [])
         cmd += ["--no-backend-process"] if args.in_process_backend else []
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cmd += [] if args.request_nice is None else ["--request-nice", str(args.request_nice)]
+    # a file, not a pipe: waitress warns on every queued request, and a full pipe that nobody
+    # reads stops the server
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - open as long as the server runs
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -90,7 +95,8 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"server failed: {proc.stderr.read()}") from None
+                log.seek(0)
+                raise SystemExit(f"server failed: {log.read()}") from None
             time.sleep(0.2)
     proc.kill()
     raise SystemExit("server did not start within 120 s")
@@ -162,6 +168,9 @@ def main() -> int:
         help="run the backend in the server's process (serve --no-backend-process)",
     )
     parser.add_argument(
+        "--request-nice", type=int, help="serve --request-nice (default: the server's)"
+    )
+    parser.add_argument(
         "--workers", type=int, default=0, help="serve with gunicorn and this many workers"
     )
     parser.add_argument(
@@ -205,6 +214,7 @@ def main() -> int:
         f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs, "
         f"{f'gunicorn -w {args.workers}' if args.workers else 'ternpynq serve'}, "
         f"backend {'in the server process' if args.in_process_backend else 'in a child process'}, "
+        f"request nice {'default' if args.request_nice is None else args.request_nice}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     print(

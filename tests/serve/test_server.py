@@ -2,11 +2,15 @@
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import urllib.error
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from serve_harness import fetch, free_port, wait_until_listening
 
@@ -56,3 +60,54 @@ def test_bad_model_fails_at_start_with_one_line(tmp_path):
     )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def _nice_of(task: Path) -> int:
+    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # field 19 of proc(5), counted after the command name
+
+
+def _thread_nices(pid: int) -> list[int]:
+    return sorted(_nice_of(task) for task in Path(f"/proc/{pid}/task").iterdir())
+
+
+def _child(pid: int) -> int:
+    (child,) = {
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    }
+    return child
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_request_threads_yield_to_the_backend(resnet20_path):
+    """Request threads run at --request-nice; the batcher and the emu child, restarted or
+    not, keep the server's priority, so under load the backend wins a contended core."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(resnet20_path)]
+    cmd += ["--port", str(port), "--request-nice", "7", "--threads", "3"]
+    with subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            wait_until_listening(proc, base)
+            buf = io.BytesIO()
+            Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
+            first = fetch(f"{base}/v1/classify", buf.getvalue())
+            base_nice = os.getpriority(os.PRIO_PROCESS, 0)
+            # Python 3.11 names no native threads: count them. The main thread and the 3
+            # request threads are lowered; the 2 batcher threads are not
+            nices = _thread_nices(proc.pid)
+            assert nices.count(base_nice + 7) == 4
+            assert nices.count(base_nice) >= 2 and set(nices) == {base_nice, base_nice + 7}
+            child = _child(proc.pid)
+            assert _nice_of(Path(f"/proc/{child}")) == base_nice
+            os.kill(child, signal.SIGKILL)  # the next batch restarts it, from a batcher thread
+            assert fetch(f"{base}/v1/classify", buf.getvalue()) == first
+            restarted = _child(proc.pid)
+            assert restarted != child and _nice_of(Path(f"/proc/{restarted}")) == base_nice
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

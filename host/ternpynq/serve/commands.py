@@ -17,6 +17,7 @@ TOKEN_ENV = "TERNPYNQ_TOKEN"  # also read by create_app, so gunicorn workers see
 # the cores this process may use (sched_getaffinity is Linux-only; the CLI imports this)
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 DEFAULT_DECODES = min(4, _CORES or 1)
+REQUEST_NICE = 10  # measured best of 0/5/10 for emu at 16 clients on 2 cores (docs/serving.md)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="run emu in a child process, off the request threads' GIL (default)",
     )
+    p.add_argument(
+        "--request-nice",
+        type=_nice,
+        default=REQUEST_NICE,
+        help=f"lower the request threads' CPU priority by this much ({REQUEST_NICE}; 0 keeps "
+        "it), so the batcher and backend win a contended core (docs/serving.md)",
+    )
     p.add_argument("--connection-limit", type=_positive, default=256)
     p.add_argument(
         "--channel-timeout",
@@ -88,6 +96,12 @@ def _port(text: str) -> int:
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _nice(text: str) -> int:
+    if not text.isdigit() or int(text) > 19:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a niceness of 0 to 19")
     return int(text)
 
 
@@ -129,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
     )
     # load the model and open the backend now: a bad model fails here, as one line
     app.extensions["ternpynq"]()
+    # The batcher's threads and the backend's child exist now and keep their priority; the
+    # request threads waitress starts below inherit this thread's lower one (nice is per
+    # thread on Linux). HTTP work only matters as fast as the backend takes it, and under
+    # load the request threads otherwise crowd the child off its core.
+    if args.request_nice:
+        os.nice(args.request_nice)
     server = waitress.create_server(  # binds now, so a port in use fails before we print
         app,
         host=args.host,
