@@ -33,6 +33,7 @@ import numpy as np
 import ternpynq
 from ternpynq.bundle import load
 from ternpynq.runtime.classifier import Classifier
+from ternpynq.serve.app import PROCESS_BACKENDS
 
 SAMPLES = Path(ternpynq.__file__).parent / "models" / "samples"
 
@@ -208,12 +209,13 @@ def main() -> int:
         proc.terminate()
         proc.wait(timeout=30)
         clf.close()
+    child = args.backend in PROCESS_BACKENDS and not args.in_process_backend
     print(
         f"\nbackend {args.backend}, window {args.window_ms} ms "
         f"({'fixed' if args.fixed_window else 'adaptive'}), max batch {args.max_batch}, "
         f"{args.rounds} x {args.seconds} s per side and case, {len(images)} sample PNGs, "
         f"{f'gunicorn -w {args.workers}' if args.workers else 'ternpynq serve'}, "
-        f"backend {'in the server process' if args.in_process_backend else 'in a child process'}, "
+        f"backend in {'a child' if child else 'the server'} process, "
         f"request nice {'default' if args.request_nice is None else args.request_nice}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
