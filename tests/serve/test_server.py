@@ -2,17 +2,22 @@
 
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from serve_harness import fetch, free_port, wait_until_listening
+
+from ternpynq.serve.commands import OnePerInterval
 
 
 def test_server_answers_over_http(resnet20_path):
@@ -111,3 +116,46 @@ def test_request_threads_yield_to_the_backend(resnet20_path):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_busy_thread_warnings_are_thinned(resnet20_path):
+    """waitress warns on every request that finds all threads busy; the server passes one
+    such line per 10 s, so a burst neither floods the log nor fills an unread pipe."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(resnet20_path)]
+    cmd += ["--port", str(port), "--threads", "1"]
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
+    with subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            wait_until_listening(proc, base)
+            with ThreadPoolExecutor(12) as pool:
+                answers = list(
+                    pool.map(lambda _: fetch(f"{base}/v1/classify", buf.getvalue()), range(96))
+                )
+            assert len(set(answers)) == 1
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=30)
+    warnings = [line for line in err.splitlines() if "Task queue depth" in line]
+    assert len(warnings) == 1, err
+
+
+def test_one_per_interval_counts_what_it_held_back():
+    records = []
+    logger = logging.getLogger("ternpynq.test.thinned")
+    logger.propagate = False
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger.addHandler(handler)
+    logger.addFilter(OnePerInterval(0.2))
+    for depth in range(50):
+        logger.warning("Task queue depth is %d", depth)
+    time.sleep(0.25)
+    logger.warning("Task queue depth is %d", 7)
+    assert records[0] == "Task queue depth is 0"
+    assert records[1].startswith("Task queue depth is 7 (and 49 more such warnings in the last")
+    assert len(records) == 2

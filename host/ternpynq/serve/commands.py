@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
+import time
 
 import ternpynq
 from ternpynq.runtime import backends
@@ -17,6 +19,7 @@ TOKEN_ENV = "TERNPYNQ_TOKEN"  # also read by create_app, so gunicorn workers see
 # the cores this process may use (sched_getaffinity is Linux-only; the CLI imports this)
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 DEFAULT_DECODES = min(4, _CORES or 1)
+QUEUE_WARNING_S = 10.0  # waitress's "all threads busy" warning, at most once per this
 REQUEST_NICE = 10  # measured best of 0/5/10 for emu at 16 clients on 2 cores (docs/serving.md)
 
 
@@ -115,6 +118,32 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class OnePerInterval(logging.Filter):
+    """Let one record through per ``seconds``, saying how many were held back since.
+
+    waitress warns on every request that finds all threads busy ("Task queue depth is N"):
+    hundreds of lines a second under load, and a stderr pipe that nobody reads fills and
+    stops the server."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.last, self.held = seconds, -float("inf"), 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            self.held += 1
+            return False
+        if self.held:
+            record.msg = f"{record.msg} (and %d more such warnings in the last %.0f s)"
+            record.args = (*(record.args or ()), self.held, now - self.last)
+        self.last, self.held = now, 0
+        return True
+
+
+_QUEUE_FILTER = OnePerInterval(QUEUE_WARNING_S)
+
+
 def run(args: argparse.Namespace) -> int:
     import waitress
 
@@ -149,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     # load the request threads otherwise crowd the child off its core.
     if args.request_nice:
         os.nice(args.request_nice)
+    logging.getLogger("waitress.queue").addFilter(_QUEUE_FILTER)  # once, however often run
     server = waitress.create_server(  # binds now, so a port in use fails before we print
         app,
         host=args.host,
