@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     # request threads waitress starts below inherit this thread's lower one (nice is per
     # thread on Linux). HTTP work only matters as fast as the backend takes it, and under
     # load the request threads otherwise crowd the child off its core.
-    if args.request_nice:
+    if args.request_nice and hasattr(os, "nice"):  # not on Windows
         os.nice(args.request_nice)
     logging.getLogger("waitress.queue").addFilter(_QUEUE_FILTER)  # once, however often run
     server = waitress.create_server(  # binds now, so a port in use fails before we print
