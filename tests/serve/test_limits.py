@@ -5,39 +5,20 @@ and must not grow the server's peak memory (VmHWM) by 300 MB; 110 idle, half-sen
 connections must not starve /healthz; a non-loopback address needs a token.
 """
 
-import contextlib
 import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 
 import pytest
-from serve_harness import fetch, free_port, wait_until_listening
+from serve_harness import blank_png, fetch, running_server
 
 MEMORY_BUDGET = 300 << 20
-
-
-def blank_png(width: int, height: int, channels: int, depth: int = 8) -> bytes:
-    """A valid all-zero PNG (grey or RGBA, 8 or 16 bits a sample), written row by row: the
-    test never holds the decoded image in memory."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    colour = {1: 0, 4: 6}[channels]
-    head = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    packer = zlib.compressobj(9)
-    row = bytes(1 + width * channels * depth // 8)  # filter byte 0, then the pixels
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def peak_rss(pid: int) -> int:
@@ -47,27 +28,9 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc")
 
 
-@contextlib.contextmanager
-def running_server(model: Path):
-    """`ternpynq serve` on a free loopback port: (process, base URL)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(model)]
-    cmd += ["--port", str(port), "--channel-timeout", "5"]
-    with subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            wait_until_listening(proc, base)
-            yield proc, base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def server(resnet20_path):
-    with running_server(resnet20_path) as running:
+    with running_server(resnet20_path, "--channel-timeout", "5") as running:
         yield running
 
 
@@ -115,7 +78,8 @@ LARGE_IMAGE_BUDGET = 150 << 20
 def test_the_largest_accepted_images_cost_bounded_memory(resnet20_path, channels, depth):
     # 16 megapixels, the most accepted, in the modes whose conversion once held full-size
     # float64 or RGBA copies (about 250 MB for a 70 KB RGBA PNG, 280 MB for a 31 KB 16-bit one)
-    with running_server(resnet20_path) as (proc, base):  # a fresh peak to measure against
+    # a fresh server: a peak to measure against
+    with running_server(resnet20_path, "--channel-timeout", "5") as (proc, base):
         fetch(f"{base}/v1/classify", blank_png(28, 28, 1))
         before = peak_rss(proc.pid)
         assert fetch(f"{base}/v1/classify", blank_png(4000, 4000, channels, depth), timeout=60)

@@ -1,6 +1,5 @@
 """`ternpynq serve` as a real process on loopback, with waitress."""
 
-import io
 import json
 import logging
 import os
@@ -12,46 +11,25 @@ import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-from serve_harness import fetch, free_port, wait_until_listening
+from serve_harness import blank_png, fetch, running_server
 
 from ternpynq.serve.commands import OnePerInterval
 
+BLANK_PNG = blank_png(28, 28, 1)
+
 
 def test_server_answers_over_http(resnet20_path):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ternpynq.cli",
-        "serve",
-        "--model",
-        str(resnet20_path),
-        "--port",
-        str(port),
-    ]
-    with subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as proc:
+    with running_server(resnet20_path) as (_, base):
+        body = json.loads(fetch(f"{base}/v1/classify?top=2", BLANK_PNG))
+        assert len(body["results"][0]["top"]) == 2
         try:
-            wait_until_listening(proc, base)
-            buf = io.BytesIO()
-            Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
-            body = json.loads(fetch(f"{base}/v1/classify?top=2", buf.getvalue()))
-            assert len(body["results"][0]["top"]) == 2
-            try:
-                fetch(f"{base}/v1/classify", b"junk")
-                raise AssertionError("a non-image was accepted")
-            except urllib.error.HTTPError as err:
-                with err:
-                    assert err.code == 400
-                    assert "not a readable image" in json.loads(err.read())["detail"]
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            fetch(f"{base}/v1/classify", b"junk")
+            raise AssertionError("a non-image was accepted")
+        except urllib.error.HTTPError as err:
+            with err:
+                assert err.code == 400
+                assert "not a readable image" in json.loads(err.read())["detail"]
 
 
 def test_bad_model_fails_at_start_with_one_line(tmp_path):
@@ -89,59 +67,32 @@ def _child(pid: int) -> int:
 def test_request_threads_yield_to_the_backend(resnet20_path):
     """Request threads run at --request-nice; the batcher and the emu child, restarted or
     not, keep the server's priority, so under load the backend wins a contended core."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(resnet20_path)]
-    cmd += ["--port", str(port), "--request-nice", "7", "--threads", "3"]
-    with subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            wait_until_listening(proc, base)
-            buf = io.BytesIO()
-            Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
-            first = fetch(f"{base}/v1/classify", buf.getvalue())
-            base_nice = os.getpriority(os.PRIO_PROCESS, 0)
-            # Python 3.11 names no native threads: count them. The main thread and the 3
-            # request threads are lowered; the 2 batcher threads are not
-            nices = _thread_nices(proc.pid)
-            assert nices.count(base_nice + 7) == 4
-            assert nices.count(base_nice) >= 2 and set(nices) == {base_nice, base_nice + 7}
-            child = _child(proc.pid)
-            assert _nice_of(Path(f"/proc/{child}")) == base_nice
-            os.kill(child, signal.SIGKILL)  # the next batch restarts it, from a batcher thread
-            assert fetch(f"{base}/v1/classify", buf.getvalue()) == first
-            restarted = _child(proc.pid)
-            assert restarted != child and _nice_of(Path(f"/proc/{restarted}")) == base_nice
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    options = ("--request-nice", "7", "--threads", "3")
+    with running_server(resnet20_path, *options) as (proc, base):
+        first = fetch(f"{base}/v1/classify", BLANK_PNG)
+        base_nice = os.getpriority(os.PRIO_PROCESS, 0)
+        # Python 3.11 names no native threads: count them. The main thread and the 3 request
+        # threads are lowered; the 2 batcher threads are not
+        nices = _thread_nices(proc.pid)
+        assert nices.count(base_nice + 7) == 4
+        assert nices.count(base_nice) >= 2 and set(nices) == {base_nice, base_nice + 7}
+        child = _child(proc.pid)
+        assert _nice_of(Path(f"/proc/{child}")) == base_nice
+        os.kill(child, signal.SIGKILL)  # the next batch restarts it, from a batcher thread
+        assert fetch(f"{base}/v1/classify", BLANK_PNG) == first
+        restarted = _child(proc.pid)
+        assert restarted != child and _nice_of(Path(f"/proc/{restarted}")) == base_nice
 
 
 def test_busy_thread_warnings_are_thinned(resnet20_path):
     """waitress warns on every request that finds all threads busy; the server passes one
     such line per 10 s, so a burst neither floods the log nor fills an unread pipe."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ternpynq.cli", "serve", "--model", str(resnet20_path)]
-    cmd += ["--port", str(port), "--threads", "1"]
-    buf = io.BytesIO()
-    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, format="PNG")
-    with subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            wait_until_listening(proc, base)
-            with ThreadPoolExecutor(12) as pool:
-                answers = list(
-                    pool.map(lambda _: fetch(f"{base}/v1/classify", buf.getvalue()), range(96))
-                )
-            assert len(set(answers)) == 1
-        finally:
-            proc.terminate()
-            _, err = proc.communicate(timeout=30)
-    warnings = [line for line in err.splitlines() if "Task queue depth" in line]
-    assert len(warnings) == 1, err
+    with running_server(resnet20_path, "--threads", "1") as (proc, base):
+        with ThreadPoolExecutor(12) as pool:
+            answers = set(pool.map(lambda _: fetch(f"{base}/v1/classify", BLANK_PNG), range(96)))
+        assert len(answers) == 1
+    warnings = [line for line in proc.stderr_text.splitlines() if "Task queue depth" in line]
+    assert len(warnings) == 1, proc.stderr_text
 
 
 def test_one_per_interval_counts_what_it_held_back():
