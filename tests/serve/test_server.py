@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from serve_harness import blank_png, fetch, running_server
 
-from ternpynq.serve.commands import OnePerInterval
+from ternpynq.serve.commands import QUEUE_WARNING_S, OnePerInterval
 
 BLANK_PNG = blank_png(28, 28, 1)
 
@@ -88,11 +88,14 @@ def test_busy_thread_warnings_are_thinned(resnet20_path):
     """waitress warns on every request that finds all threads busy; the server passes one
     such line per 10 s, so a burst neither floods the log nor fills an unread pipe."""
     with running_server(resnet20_path, "--threads", "1") as (proc, base):
+        start = time.monotonic()
         with ThreadPoolExecutor(12) as pool:
             answers = set(pool.map(lambda _: fetch(f"{base}/v1/classify", BLANK_PNG), range(96)))
+        elapsed = time.monotonic() - start
         assert len(answers) == 1
     warnings = [line for line in proc.stderr_text.splitlines() if "Task queue depth" in line]
-    assert len(warnings) == 1, proc.stderr_text
+    # one line per started interval: a loaded machine can stretch the burst past 10 s
+    assert 1 <= len(warnings) <= 1 + int(elapsed // QUEUE_WARNING_S), proc.stderr_text
 
 
 def test_one_per_interval_counts_what_it_held_back():
