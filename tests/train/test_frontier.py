@@ -81,6 +81,28 @@ def test_frontier_points_average_seeds_and_interpolate_without_extrapolating():
     summary = summarize(rows)
     assert summary["wpc-rank"]["at_cr"] == {"21": None, "25": None}  # one point covers no range
     assert summary["naive"]["at_cr"]["21"] == 89.0
+    # each seed read off its own runs: seed 1's single point reaches neither CR
+    by_seed = summary["naive"]["at_cr_by_seed"]
+    assert by_seed["21"]["0"] == pytest.approx(90.0 - 10.0 / 9) and by_seed["21"]["1"] is None
+    assert by_seed["25"] == {"0": pytest.approx(90.0 - 50.0 / 9), "1": None}
+
+
+def test_report_line_gives_each_seeds_own_read_off():
+    from ternpynq.train.frontier_report import describe, summarize
+
+    # seed 0: CR 20 -> 90 %, CR 26 -> 84 %; seed 1 one CR further and 2 points lower
+    rows = {}
+    for seed in (0, 1):
+        for lam, cr, top1 in ((0.1, 20.0, 90.0), (0.2, 26.0, 84.0)):
+            rows[f"naive-l{lam}-s{seed}"] = _row(
+                "naive", "naive", lam, seed, cr + seed, top1 - 2 * seed
+            )
+    line = describe(summarize(rows)["naive"])
+    # seed 0 reads 89 at CR 21 and 85 at CR 25, seed 1 88 and 84; the mean frontier
+    # (CR 20.5 -> 89, CR 26.5 -> 83) reads 88.5 and 84.5
+    assert line == (
+        "CR 21: 88.50 (per seed 88.00-89.00, 2 seeds); CR 25: 84.50 (per seed 84.00-85.00, 2 seeds)"
+    )
 
 
 def test_report_writes_json_and_plot(tmp_path):

@@ -58,16 +58,46 @@ def interpolate(frontier: list[dict], cr: float) -> float | None:
     return float(np.interp(cr, crs, [p["top1"] for p in frontier]))
 
 
+def seed_reads(rows: dict[str, dict], series: str, metric: str = "emu_top1") -> dict:
+    """Per CR of ``READ_AT``, each seed's accuracy read off its own frontier (the runs of that
+    seed alone), by seed; None where that seed's runs do not reach the CR on both sides.
+
+    The spread of these is the seed spread of the read-off itself, which the mean frontier's
+    error bars (per strength) do not give.
+    """
+    seeds = sorted({r["seed"] for r in rows.values() if r["series"] == series})
+    fronts = {
+        s: points({k: r for k, r in rows.items() if r["seed"] == s}, series, metric) for s in seeds
+    }
+    return {f"{cr:g}": {str(s): interpolate(f, cr) for s, f in fronts.items()} for cr in READ_AT}
+
+
 def summarize(rows: dict[str, dict], metric: str = "emu_top1") -> dict:
-    """Per series: its points and its accuracy read off at each CR of ``READ_AT``."""
+    """Per series: its points, its accuracy read off the seed-mean frontier at each CR of
+    ``READ_AT``, and the same read off each seed's own frontier."""
     out = {}
     for series in sorted({r["series"] for r in rows.values()}):
         front = points(rows, series, metric)
         out[series] = {
             "points": front,
             "at_cr": {f"{cr:g}": interpolate(front, cr) for cr in READ_AT},
+            "at_cr_by_seed": seed_reads(rows, series, metric),
         }
     return out
+
+
+def describe(data: dict) -> str:
+    """One line per series: the seed-mean read-off at each CR, and the per-seed read-offs'
+    range over the seeds whose own frontier reaches it."""
+    parts = []
+    for cr, mean in data["at_cr"].items():
+        if mean is None:
+            parts.append(f"CR {cr}: -")
+            continue
+        own = [v for v in data["at_cr_by_seed"][cr].values() if v is not None]
+        spread = f" (per seed {min(own):.2f}-{max(own):.2f}, {len(own)} seeds)" if own else ""
+        parts.append(f"CR {cr}: {mean:.2f}{spread}")
+    return "; ".join(parts)
 
 
 def plot(summary: dict, path: Path, title: str = "") -> None:
@@ -119,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     plot(summary, out / f"{args.name}.png", args.title)
     for series, data in summary.items():
-        at = ", ".join(f"CR {k}: {v:.2f}" if v is not None else f"CR {k}: -" for k, v in
-                       data["at_cr"].items())  # fmt: skip
-        print(f"{series}: {len(data['points'])} points; {at}")
+        print(f"{series}: {len(data['points'])} points; {describe(data)}")
     return 0
 
 
