@@ -87,8 +87,8 @@ def summarize(rows: dict[str, dict], metric: str = "emu_top1") -> dict:
 
 
 def describe(data: dict) -> str:
-    """One line per series: the seed-mean read-off at each CR, and the per-seed read-offs'
-    range over the seeds whose own frontier reaches it."""
+    """One series' report line: its seed-mean read-off at each CR, and the per-seed
+    read-offs' range over the seeds whose own frontier reaches it."""
     parts = []
     for cr, mean in data["at_cr"].items():
         if mean is None:
